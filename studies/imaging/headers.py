@@ -1,0 +1,388 @@
+"""Recognise DICOM files by content and read their headers (no pixel data).
+
+``read_header`` answers either a ``Header`` (everything the database and the geometry code need)
+or a ``Skipped`` with a plain-language reason. Values are read defensively: one malformed
+element never costs the whole file unless it is an identifier we cannot do without.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from .archive import Skipped
+
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+UID_MAX_CHARS = 64
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Geometry and value mapping of one frame (one 2-D image) of an instance."""
+
+    position: tuple[float, float, float] | None = None  # ImagePositionPatient, mm (LPS)
+    orientation: tuple[float, ...] | None = None  # ImageOrientationPatient: row cosines, column cosines
+    spacing: tuple[float, float] | None = None  # PixelSpacing: between rows, between columns (mm)
+    slope: float = 1.0
+    intercept: float = 0.0
+    window_center: float | None = None
+    window_width: float | None = None
+
+
+@dataclass
+class Header:
+    path: Path
+    name: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    patient_id: str = ""
+    issuer_of_patient_id: str = ""
+    patient_name: str = ""
+    patient_birth_date: dt.date | None = None
+    patient_sex: str = ""
+    study_date: dt.date | None = None
+    study_time: dt.time | None = None
+    study_description: str = ""
+    accession_number: str = ""
+    study_id: str = ""
+    referring_physician_name: str = ""
+    modality: str = ""
+    series_description: str = ""
+    series_number: int | None = None
+    body_part_examined: str = ""
+    series_date: dt.date | None = None
+    series_time: dt.time | None = None
+    instance_number: int | None = None
+    rows: int = 0
+    columns: int = 0
+    number_of_frames: int = 1
+    samples_per_pixel: int = 1
+    photometric_interpretation: str = ""
+    bits_allocated: int = 0
+    bits_stored: int = 0
+    pixel_representation: int = 0
+    slice_thickness: float | None = None
+    has_modality_lut: bool = False
+    has_voi_lut: bool = False
+    image_type: str = ""
+    frames: list[Frame] = field(default_factory=list)
+    file_size: int = 0
+    encoding_note: str = ""  # e.g. "no file meta information; read as Implicit VR Little Endian"
+    instance_pk: int | None = None  # set by the caller once the file is stored
+
+    @property
+    def is_color(self) -> bool:
+        return self.samples_per_pixel > 1 or self.photometric_interpretation == "PALETTE COLOR"
+
+    @property
+    def window(self) -> tuple[float | None, float | None]:
+        """The window of the middle frame (DICOM's default for the image)."""
+        if not self.frames:
+            return None, None
+        frame = self.frames[len(self.frames) // 2]
+        return frame.window_center, frame.window_width
+
+
+def looks_like_dicom(path: Path) -> bool:
+    """True when the bytes look like DICOM: the 'DICM' marker, or a bare data set."""
+    with open(path, "rb") as fp:
+        head = fp.read(132)
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    if len(head) < 8:
+        return False
+    # No preamble: a data set starts with a low group number (file meta 0002, or 0008).
+    group_le = int.from_bytes(head[0:2], "little")
+    group_be = int.from_bytes(head[0:2], "big")
+    return group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008)
+
+
+def read_header(path: Path, name: str | None = None) -> Header | Skipped:
+    """Read the header of one file. Never raises for bad input: answers Skipped instead."""
+    path = Path(path)
+    name = name or path.name
+    try:
+        if not looks_like_dicom(path):
+            return Skipped(name, "not a DICOM file")
+        ds = pydicom.dcmread(path, defer_size=1024, force=True)
+    except Exception as exc:  # pydicom raises many kinds on damaged files
+        return Skipped(name, f"unreadable DICOM ({_brief(exc)})")
+    try:
+        return _header_from_dataset(ds, path, name)
+    except Exception as exc:
+        return Skipped(name, f"damaged DICOM header ({_brief(exc)})")
+
+
+def _header_from_dataset(ds: Dataset, path: Path, name: str) -> Header | Skipped:
+    if len(ds) == 0:
+        return Skipped(name, "not a DICOM file")
+    meta = getattr(ds, "file_meta", None) or Dataset()
+    sop_class = _str(ds, "SOPClassUID") or _str(meta, "MediaStorageSOPClassUID")
+    if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
+        return Skipped(name, "DICOMDIR index file (the images it lists are read directly)")
+    if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+        kind = UID(sop_class).name if sop_class else "unknown object"
+        return Skipped(name, f"not an image ({kind}): nothing to display, not stored")
+
+    uids = {}
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        value = _str(ds, keyword)
+        if not value:
+            return Skipped(name, f"no {keyword}: the image cannot be placed in a study")
+        if len(value) > UID_MAX_CHARS:
+            return Skipped(name, f"{keyword} is longer than {UID_MAX_CHARS} characters (invalid DICOM)")
+        uids[keyword] = value
+
+    transfer_syntax = _str(meta, "TransferSyntaxUID")
+    note = ""
+    if not transfer_syntax:
+        transfer_syntax = ImplicitVRLittleEndian if ds.original_encoding[0] else ExplicitVRLittleEndian
+        note = f"no file meta information; read as {UID(transfer_syntax).name}"
+
+    header = Header(
+        path=path,
+        name=name,
+        sop_instance_uid=uids["SOPInstanceUID"],
+        sop_class_uid=sop_class,
+        study_instance_uid=uids["StudyInstanceUID"],
+        series_instance_uid=uids["SeriesInstanceUID"],
+        transfer_syntax_uid=transfer_syntax,
+        patient_id=_str(ds, "PatientID"),
+        issuer_of_patient_id=_str(ds, "IssuerOfPatientID"),
+        patient_name=_str(ds, "PatientName"),
+        patient_birth_date=parse_date(_str(ds, "PatientBirthDate")),
+        patient_sex=_str(ds, "PatientSex")[:16],
+        study_date=parse_date(_str(ds, "StudyDate")),
+        study_time=parse_time(_str(ds, "StudyTime")),
+        study_description=_str(ds, "StudyDescription"),
+        accession_number=_str(ds, "AccessionNumber"),
+        study_id=_str(ds, "StudyID"),
+        referring_physician_name=_str(ds, "ReferringPhysicianName"),
+        modality=_str(ds, "Modality")[:16],
+        series_description=_str(ds, "SeriesDescription"),
+        series_number=_int(ds, "SeriesNumber"),
+        body_part_examined=_str(ds, "BodyPartExamined"),
+        series_date=parse_date(_str(ds, "SeriesDate")),
+        series_time=parse_time(_str(ds, "SeriesTime")),
+        instance_number=_int(ds, "InstanceNumber"),
+        rows=_int(ds, "Rows") or 0,
+        columns=_int(ds, "Columns") or 0,
+        number_of_frames=max(1, _int(ds, "NumberOfFrames") or 1),
+        samples_per_pixel=_int(ds, "SamplesPerPixel") or 1,
+        photometric_interpretation=_str(ds, "PhotometricInterpretation").upper(),
+        bits_allocated=_int(ds, "BitsAllocated") or 0,
+        bits_stored=_int(ds, "BitsStored") or 0,
+        pixel_representation=_int(ds, "PixelRepresentation") or 0,
+        slice_thickness=_float(ds, "SliceThickness"),
+        has_modality_lut="ModalityLUTSequence" in ds,
+        has_voi_lut="VOILUTSequence" in ds,
+        image_type="\\".join(_strs(ds, "ImageType")),
+        file_size=path.stat().st_size,
+        encoding_note=note,
+    )
+    header.frames = _frames(ds, header.number_of_frames)
+    problem = pixel_problem(ds, header)
+    if problem:
+        return Skipped(name, problem)
+    return header
+
+
+MAX_PIXELS = 2**31  # decoded samples per instance we are willing to allocate
+
+
+def pixel_problem(ds: Dataset, header: Header) -> str | None:
+    """Why the pixel data cannot be what the header says, without reading it."""
+    if header.rows <= 0 or header.columns <= 0:
+        return "the image has no Rows or Columns (required to read its pixels)"
+    if header.bits_allocated not in (1, 8, 16, 32, 64):
+        return f"unsupported BitsAllocated ({header.bits_allocated})"
+    samples = header.rows * header.columns * header.number_of_frames * header.samples_per_pixel
+    if samples > MAX_PIXELS:
+        return f"claims {samples:,} pixel samples, more than this server decodes per file"
+    if "PixelData" not in ds or UID(header.transfer_syntax_uid).is_compressed:
+        return None
+    element = ds.get_item("PixelData")
+    offset = getattr(element, "file_tell", None)
+    if element.is_undefined_length or not offset:
+        return None
+    needed = (samples * header.bits_allocated + 7) // 8
+    available = header.file_size - offset
+    if available < needed:
+        return (
+            f"pixel data is truncated: {header.rows} x {header.columns} x {header.number_of_frames} "
+            f"frames need {needed:,} bytes, the file holds {max(available, 0):,}"
+        )
+    return None
+
+
+def _frames(ds: Dataset, count: int) -> list[Frame]:
+    """Per-frame geometry: from the functional groups of enhanced objects, else the top level."""
+    top = _frame_from(ds, Frame())
+    shared = _first(ds, "SharedFunctionalGroupsSequence")
+    base = _frame_from_groups(shared, top) if shared is not None else top
+    per_frame = _seq(ds, "PerFrameFunctionalGroupsSequence")
+    if per_frame and len(per_frame) == count:
+        return [_frame_from_groups(item, base) for item in per_frame]
+    if count == 1:
+        return [base]
+    # Classic multi-frame: one position for the first frame at most; the others are unknown.
+    return [
+        Frame(None, base.orientation, base.spacing, base.slope, base.intercept, base.window_center, base.window_width)
+        for _ in range(count)
+    ]
+
+
+def _frame_from_groups(groups: Dataset, base: Frame) -> Frame:
+    frame = base
+    for seq_name in (
+        "PixelMeasuresSequence",
+        "PlanePositionSequence",
+        "PlaneOrientationSequence",
+        "PixelValueTransformationSequence",
+        "FrameVOILUTSequence",
+    ):
+        item = _first(groups, seq_name)
+        if item is not None:
+            frame = _frame_from(item, frame)
+    return frame
+
+
+def _frame_from(ds: Dataset, base: Frame) -> Frame:
+    position = _floats(ds, "ImagePositionPatient", 3)
+    orientation = _floats(ds, "ImageOrientationPatient", 6)
+    spacing = _floats(ds, "PixelSpacing", 2)
+    if spacing is not None and min(spacing) <= 0:
+        spacing = None
+    if orientation is not None and not _valid_orientation(orientation):
+        orientation = None
+    slope = _float(ds, "RescaleSlope")
+    intercept = _float(ds, "RescaleIntercept")
+    center = _float(ds, "WindowCenter")
+    width = _float(ds, "WindowWidth")
+    return Frame(
+        position=tuple(position) if position else base.position,
+        orientation=tuple(orientation) if orientation else base.orientation,
+        spacing=tuple(spacing) if spacing else base.spacing,
+        slope=slope if slope not in (None, 0.0) else base.slope,
+        intercept=intercept if intercept is not None else base.intercept,
+        window_center=center if center is not None else base.window_center,
+        window_width=width if width is not None and width > 0 else base.window_width,
+    )
+
+
+def _valid_orientation(values) -> bool:
+    row, col = values[:3], values[3:]
+    norm_row = math.sqrt(sum(v * v for v in row))
+    norm_col = math.sqrt(sum(v * v for v in col))
+    dot = sum(a * b for a, b in zip(row, col, strict=True))
+    return abs(norm_row - 1) < 0.05 and abs(norm_col - 1) < 0.05 and abs(dot) < 0.05
+
+
+# --- tolerant value access --------------------------------------------------------------------
+
+
+def _raw(ds: Dataset, keyword: str):
+    try:
+        return ds.get(keyword)
+    except Exception:
+        return None
+
+
+def _str(ds: Dataset, keyword: str) -> str:
+    value = _raw(ds, keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = value[0] if len(value) else ""
+    return str(value).strip().replace("\x00", "")
+
+
+def _strs(ds: Dataset, keyword: str) -> list[str]:
+    value = _raw(ds, keyword)
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        return [str(v).strip() for v in value]
+    return [str(value).strip()]
+
+
+def _float(ds: Dataset, keyword: str) -> float | None:
+    value = _raw(ds, keyword)
+    if isinstance(value, (list, tuple, pydicom.multival.MultiValue)):
+        value = value[0] if len(value) else None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _floats(ds: Dataset, keyword: str, count: int) -> list[float] | None:
+    value = _raw(ds, keyword)
+    if value is None:
+        return None
+    try:
+        numbers = [float(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    if len(numbers) != count or not all(math.isfinite(n) for n in numbers):
+        return None
+    return numbers
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    number = _float(ds, keyword)
+    if number is None or abs(number) > 2**31 - 1:
+        return None
+    return int(number)
+
+
+def _seq(ds: Dataset | None, keyword: str):
+    if ds is None:
+        return None
+    value = _raw(ds, keyword)
+    return value if isinstance(value, pydicom.sequence.Sequence) else None
+
+
+def _first(ds: Dataset | None, keyword: str) -> Dataset | None:
+    seq = _seq(ds, keyword)
+    return seq[0] if seq else None
+
+
+def parse_date(value: str) -> dt.date | None:
+    digits = value.replace(".", "").replace("-", "").strip()[:8]
+    if len(digits) != 8 or not digits.isdigit():
+        return None
+    try:
+        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    except ValueError:
+        return None
+
+
+def parse_time(value: str) -> dt.time | None:
+    text = value.replace(":", "").strip()
+    whole = text.split(".")[0]
+    if len(whole) < 2 or not whole.isdigit():
+        return None
+    try:
+        hour = int(whole[0:2])
+        minute = int(whole[2:4]) if len(whole) >= 4 else 0
+        second = min(int(whole[4:6]), 59) if len(whole) >= 6 else 0
+        return dt.time(hour, minute, second)
+    except ValueError:
+        return None
+
+
+def _brief(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]

@@ -1,0 +1,111 @@
+"""Decode pixel data into modality values (greyscale) or 8-bit RGB (colour).
+
+Compressed transfer syntaxes decode through pydicom's pixel backends with the pylibjpeg plugins
+(JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, HTJ2K, RLE); deflate is pydicom's own.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+from pydicom.dataset import FileMetaDataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut
+
+from .headers import Header
+
+INT16 = np.iinfo(np.int16)
+
+
+class DecodeError(Exception):
+    """The pixels of a file could not be decoded; the message says why, in plain words."""
+
+
+def read_dataset(header: Header):
+    ds = pydicom.dcmread(header.path, force=True)
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        ds.file_meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = header.transfer_syntax_uid
+    return ds
+
+
+def decode(header: Header) -> np.ndarray:
+    """All frames of one instance.
+
+    Greyscale: shape (frames, rows, cols) of modality values (rescale or Modality LUT applied),
+    int16 when the values are whole numbers that fit, else float32.
+    Colour: shape (frames, rows, cols, 3), uint8 RGB (YBR converted, palettes applied).
+    """
+    try:
+        ds = read_dataset(header)
+        arr = ds.pixel_array
+    except Exception as exc:
+        raise DecodeError(_decode_message(header, exc)) from None
+    if arr.shape[-2 if header.samples_per_pixel == 1 else -3 :][:2] != (header.rows, header.columns):
+        raise DecodeError(f"decoded image size {arr.shape} does not match Rows x Columns")
+    frames = header.number_of_frames
+    if header.is_color:
+        return _colour(ds, arr, header, frames)
+    arr = arr.reshape(frames, header.rows, header.columns)
+    return modality_values(ds, arr, header)
+
+
+def modality_values(ds, arr: np.ndarray, header: Header) -> np.ndarray:
+    if header.has_modality_lut:
+        try:
+            out = apply_modality_lut(arr, ds)
+        except Exception as exc:
+            raise DecodeError(f"Modality LUT could not be applied ({exc})") from None
+        return _compact(np.asarray(out))
+    slopes = np.array([f.slope for f in header.frames], dtype=np.float64)
+    intercepts = np.array([f.intercept for f in header.frames], dtype=np.float64)
+    if np.all(slopes == 1) and np.all(intercepts == np.round(intercepts)):
+        if np.all(intercepts == 0) and arr.dtype in (np.int16, np.uint8, np.int8):
+            return arr.astype(np.int16, copy=False)
+        out = arr.astype(np.int32) + intercepts.astype(np.int32)[:, None, None]
+        return _compact(out)
+    out = (
+        arr.astype(np.float32) * slopes.astype(np.float32)[:, None, None] + intercepts.astype(np.float32)[:, None, None]
+    )
+    return out
+
+
+def _compact(arr: np.ndarray) -> np.ndarray:
+    """int16 when every value is a whole number inside its range, else float32."""
+    if arr.size == 0:
+        return arr.astype(np.int16)
+    if np.issubdtype(arr.dtype, np.integer):
+        lo, hi = int(arr.min()), int(arr.max())
+        if INT16.min <= lo and hi <= INT16.max:
+            return arr.astype(np.int16)
+        return arr.astype(np.float32)
+    if np.all(np.mod(arr, 1) == 0) and arr.min() >= INT16.min and arr.max() <= INT16.max:
+        return arr.astype(np.int16)
+    return arr.astype(np.float32)
+
+
+def _colour(ds, arr: np.ndarray, header: Header, frames: int) -> np.ndarray:
+    if header.photometric_interpretation == "PALETTE COLOR":
+        try:
+            arr = apply_color_lut(arr, ds)
+        except Exception as exc:
+            raise DecodeError(f"palette could not be applied ({exc})") from None
+        arr = np.asarray(arr)
+        if arr.dtype != np.uint8:
+            top = float(arr.max()) or 1.0
+            arr = (arr.astype(np.float32) * (255.0 / (65535.0 if top > 255 else 255.0))).round().astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        top = (1 << header.bits_stored) - 1 if header.bits_stored else float(arr.max() or 1)
+        arr = np.clip(arr.astype(np.float32) * (255.0 / top), 0, 255).round().astype(np.uint8)
+    if arr.ndim == 2:  # a palette applied to a single greyscale frame
+        arr = arr[None]
+    return arr.reshape(frames, header.rows, header.columns, 3)
+
+
+def _decode_message(header: Header, exc: Exception) -> str:
+    syntax = pydicom.uid.UID(header.transfer_syntax_uid)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "12-bit" in text or (syntax == "1.2.840.10008.1.2.4.51" and header.bits_stored > 8):
+        return f"{syntax.name} with {header.bits_stored}-bit samples cannot be decoded by this server"
+    if "Unable to decode" in text or "plugin" in text.lower():
+        return f"pixel data in {syntax.name} could not be decoded ({text[:120]})"
+    return f"pixel data could not be decoded ({text[:160]})"

@@ -1,0 +1,264 @@
+"""Axial, coronal and sagittal planes of a volume, in the radiological convention.
+
+World coordinates are DICOM patient coordinates (LPS: +x to the patient's left, +y posterior,
++z superior). Every plane image has square pixels in millimetres, so its aspect ratio is the
+anatomy's, whatever plane the volume was acquired in:
+
+- axial, seen from the feet: patient's right on the image's left, anterior at the top;
+  index 0 is the most superior image.
+- coronal, seen from the front: right on the left, superior at the top; index 0 most anterior.
+- sagittal, seen from the patient's left: anterior on the left, superior at the top;
+  index 0 is the right-most image.
+
+A plane is a grid in world space: ``origin`` is the centre of pixel (0, 0) of image 0; a pixel
+step is ``pixel_mm`` along ``x_dir`` (columns) or ``y_dir`` (rows); an image step is
+``step_mm`` along ``step_dir``. Clients use this to map a point between planes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .volume import Volume
+
+PLANE_AXES = {
+    # name: (x_dir, y_dir, step_dir)
+    "axial": ((1, 0, 0), (0, 1, 0), (0, 0, -1)),
+    "coronal": ((1, 0, 0), (0, 0, -1), (0, 1, 0)),
+    "sagittal": ((0, 1, 0), (0, 0, -1), (1, 0, 0)),
+}
+VOLUME_PLANES = tuple(PLANE_AXES)
+STACK = "stack"
+MAX_PLANE_PIXELS = 4096  # width/height cap; pixels grow instead
+EXACT = 1e-4  # coordinates this close to a whole voxel are taken, not interpolated
+
+
+@dataclass(frozen=True)
+class Plane:
+    name: str
+    count: int
+    width: int
+    height: int
+    pixel_mm: float | None = None
+    step_mm: float | None = None
+    origin: tuple[float, float, float] | None = None
+    x_dir: tuple[float, float, float] | None = None
+    y_dir: tuple[float, float, float] | None = None
+    step_dir: tuple[float, float, float] | None = None
+
+    def to_dict(self) -> dict:
+        data = {"count": self.count, "width": self.width, "height": self.height}
+        if self.pixel_mm is not None:
+            data.update(
+                pixel_mm=round(self.pixel_mm, 6),
+                step_mm=round(self.step_mm, 6),
+                origin=[round(v, 4) for v in self.origin],
+                x_dir=list(self.x_dir),
+                y_dir=list(self.y_dir),
+                step_dir=list(self.step_dir),
+            )
+        return data
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict) -> Plane:
+        def vec(key):
+            return tuple(data[key]) if data.get(key) is not None else None
+
+        return cls(
+            name,
+            data["count"],
+            data["width"],
+            data["height"],
+            data.get("pixel_mm"),
+            data.get("step_mm"),
+            vec("origin"),
+            vec("x_dir"),
+            vec("y_dir"),
+            vec("step_dir"),
+        )
+
+    def world(self, index: float, row: float, col: float) -> np.ndarray:
+        return (
+            np.asarray(self.origin)
+            + col * self.pixel_mm * np.asarray(self.x_dir)
+            + row * self.pixel_mm * np.asarray(self.y_dir)
+            + index * self.step_mm * np.asarray(self.step_dir)
+        )
+
+
+def _volume_axes(volume: Volume) -> list[tuple[np.ndarray, float]]:
+    return [
+        (volume.row_dir, volume.spacing_col_mm),
+        (volume.col_dir, volume.spacing_row_mm),
+        (volume.stack_dir, volume.slice_spacing_mm),
+    ]
+
+
+def volume_bounds(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    n, rows, cols = volume.shape
+    corners = np.array(
+        [volume.voxel_to_world(k, r, c) for k in (0, n - 1) for r in (0, rows - 1) for c in (0, cols - 1)]
+    )
+    return corners.min(axis=0), corners.max(axis=0)
+
+
+def plan_planes(volume: Volume) -> dict[str, Plane]:
+    """The axial, coronal and sagittal planes that cover ``volume``.
+
+    Along each world axis the sampling step is the spacing of the volume axis closest to it,
+    so an axis-aligned acquisition keeps its own pixels and slices; in-plane, each image takes
+    the finer of its two steps for both, to make the pixels square.
+    """
+    lo, hi = volume_bounds(volume)
+    axes = _volume_axes(volume)
+    step_per_world_axis = [axes[int(np.argmax([abs(a[w]) for a, _ in axes]))][1] for w in range(3)]
+    planes = {}
+    for name, (x_dir, y_dir, step_dir) in PLANE_AXES.items():
+        wx, wy, wt = (int(np.argmax(np.abs(d))) for d in (x_dir, y_dir, step_dir))
+        pixel_mm = min(step_per_world_axis[wx], step_per_world_axis[wy])
+        extent_x, extent_y, extent_t = hi[wx] - lo[wx], hi[wy] - lo[wy], hi[wt] - lo[wt]
+        pixel_mm = max(pixel_mm, max(extent_x, extent_y) / (MAX_PLANE_PIXELS - 1))
+        step_mm = step_per_world_axis[wt]
+        origin = np.zeros(3)
+        for axis, direction in ((wx, x_dir), (wy, y_dir), (wt, step_dir)):
+            origin[axis] = lo[axis] if direction[axis] > 0 else hi[axis]
+        planes[name] = Plane(
+            name=name,
+            count=int(round(extent_t / step_mm)) + 1,
+            width=int(round(extent_x / pixel_mm)) + 1,
+            height=int(round(extent_y / pixel_mm)) + 1,
+            pixel_mm=float(pixel_mm),
+            step_mm=float(step_mm),
+            origin=tuple(float(v) for v in origin),
+            x_dir=tuple(float(v) for v in x_dir),
+            y_dir=tuple(float(v) for v in y_dir),
+            step_dir=tuple(float(v) for v in step_dir),
+        )
+    return planes
+
+
+class Resampler:
+    """Cuts plane images out of a volume's voxels (``data[k, row, col]``, modality values)."""
+
+    def __init__(self, volume: Volume, data: np.ndarray, fill: float | None = None):
+        self.volume = volume
+        self.data = data
+        self.fill = float(np.min(data[:: max(1, len(data) // 8)])) if fill is None else fill
+        columns = [direction * spacing for direction, spacing in _volume_axes(volume)]
+        columns[2] = volume.stack_dir  # third coordinate is millimetres along the stack
+        self._to_voxel = np.linalg.inv(np.column_stack(columns))
+        self._k_index = np.arange(len(volume.offsets_mm), dtype=float)
+
+    def image(self, plane: Plane, index: int) -> np.ndarray:
+        """Image ``index`` of ``plane``: shape (height, width), modality values."""
+        steps = self._to_voxel @ np.column_stack(
+            [
+                np.asarray(plane.x_dir) * plane.pixel_mm,
+                np.asarray(plane.y_dir) * plane.pixel_mm,
+                np.asarray(plane.step_dir) * plane.step_mm,
+            ]
+        )
+        base = self._to_voxel @ (np.asarray(plane.world(index, 0, 0)) - self.volume.origin)
+        significant = np.abs(steps) > 1e-9
+        if np.all(significant.sum(axis=0) == 1) and np.all(significant.sum(axis=1) == 1):
+            return self._separable(plane, base, steps)
+        return self._general(plane, base, steps)
+
+    # -- stack coordinate (mm) to fractional slice index ------------------------------------
+    def _slice_index(self, s_mm: np.ndarray) -> np.ndarray:
+        offsets = self.volume.offsets_mm
+        half = 0.5 * (self.volume.slice_spacing_mm or 1.0)
+        k = np.interp(s_mm, offsets, self._k_index)
+        outside = (s_mm < offsets[0] - half) | (s_mm > offsets[-1] + half)
+        return np.where(outside, np.nan, k)
+
+    def _separable(self, plane: Plane, base: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        # Volume coordinate a (0: column, 1: row, 2: stack) follows image axis drivers[a]:
+        # 0 = image columns, 1 = image rows, 2 = fixed for this image.
+        drivers = [int(np.nonzero(np.abs(steps[a]) > 1e-9)[0][0]) for a in range(3)]
+        sizes = (plane.width, plane.height, 1)
+        coords = []
+        for a in range(3):
+            values = base[a] + np.arange(sizes[drivers[a]]) * steps[a, drivers[a]]
+            coords.append(self._slice_index(values) if a == 2 else values)
+        # data axes are (k, row, col) = volume coordinates (2, 1, 0)
+        data_axis_coords = {0: coords[2], 1: coords[1], 2: coords[0]}
+        data_axis_driver = {0: drivers[2], 1: drivers[1], 2: drivers[0]}
+        fixed_axis = next(ax for ax, drv in data_axis_driver.items() if drv == 2)
+        slab = _take_linear(self.data, data_axis_coords[fixed_axis], fixed_axis)
+        if slab is None:
+            return np.full((plane.height, plane.width), self.fill, dtype=np.float32)
+        slab = np.squeeze(slab, axis=fixed_axis)
+        remaining = [ax for ax in (0, 1, 2) if ax != fixed_axis]  # slab axes 0 and 1, in order
+        invalid = {}
+        for slab_axis, data_axis in enumerate(remaining):
+            values = data_axis_coords[data_axis]
+            slab, invalid[data_axis_driver[data_axis]] = _resample_axis(slab, values, slab_axis)
+        if data_axis_driver[remaining[0]] == 0:  # slab rows follow image columns: transpose
+            slab = slab.T
+        if invalid[1].any() or invalid[0].any():
+            slab = slab.astype(np.float32, copy=True) if slab.dtype != np.float32 else slab.copy()
+            slab[invalid[1], :] = self.fill
+            slab[:, invalid[0]] = self.fill
+        return slab
+
+    def _general(self, plane: Plane, base: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        j, i = np.mgrid[0 : plane.height, 0 : plane.width].astype(np.float64)
+        c = base[0] + i * steps[0, 0] + j * steps[0, 1]
+        r = base[1] + i * steps[1, 0] + j * steps[1, 1]
+        s = base[2] + i * steps[2, 0] + j * steps[2, 1]
+        k = self._slice_index(s)
+        n, rows, cols = self.data.shape
+        coords = []
+        for values, size in ((k, n), (r, rows), (c, cols)):
+            bad = np.isnan(values) | (values < -0.5) | (values > size - 0.5)
+            coords.append(np.where(bad, -10.0, np.clip(values, 0, size - 1)))
+        return ndimage.map_coordinates(
+            self.data, coords, order=1, mode="constant", cval=self.fill, output=np.float32, prefilter=False
+        )
+
+
+def _take_linear(data: np.ndarray, coord, axis: int):
+    """The (interpolated) slab of ``data`` at fractional ``coord`` along ``axis``; None if outside."""
+    value = float(np.asarray(coord).reshape(-1)[0])
+    if np.isnan(value):
+        return None
+    size = data.shape[axis]
+    value = min(max(value, 0.0), size - 1.0)
+    low = int(np.floor(value))
+    weight = value - low
+    first = np.take(data, [low], axis=axis)
+    if weight < EXACT or low + 1 >= size:
+        return first
+    if weight > 1 - EXACT:
+        return np.take(data, [low + 1], axis=axis)
+    second = np.take(data, [low + 1], axis=axis)
+    return first.astype(np.float32) * (1 - weight) + second.astype(np.float32) * weight
+
+
+def _resample_axis(slab: np.ndarray, values: np.ndarray, axis: int):
+    """Linear resampling of ``slab`` along ``axis`` at fractional positions ``values``."""
+    size = slab.shape[axis]
+    invalid = np.isnan(values) | (values < -0.5) | (values > size - 0.5)
+    clipped = np.clip(np.nan_to_num(values, nan=0.0), 0, size - 1)
+    low = np.floor(clipped).astype(np.intp)
+    weight = clipped - low
+    if np.all((weight < EXACT) | (weight > 1 - EXACT)):
+        index = np.where(weight > 1 - EXACT, np.minimum(low + 1, size - 1), low)
+        if np.array_equal(index, np.arange(size)):
+            return slab, invalid
+        if len(index) == size and np.array_equal(index, np.arange(size)[::-1]):
+            return np.flip(slab, axis=axis), invalid
+        return np.take(slab, index, axis=axis), invalid
+    high = np.minimum(low + 1, size - 1)
+    shape = [1, 1]
+    shape[axis] = len(values)
+    w = weight.astype(np.float32).reshape(shape)
+    out = (
+        np.take(slab, low, axis=axis).astype(np.float32) * (1 - w)
+        + np.take(slab, high, axis=axis).astype(np.float32) * w
+    )
+    return out, invalid

@@ -1,0 +1,130 @@
+"""From modality values to display pixels and PNG bytes.
+
+The order is DICOM's: modality values (rescale already applied) -> VOI (window or VOI LUT)
+-> MONOCHROME1 inversion. Windowing follows the standard's linear function (PS3.3 C.11.2.1.2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+THUMBNAIL_PX = 160
+
+# int16 value v (viewed as uint16) indexes this table directly: one gather per pixel.
+_INT16_VALUES = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Window:
+    center: float
+    width: float
+
+    def clamp(self) -> Window:
+        return Window(float(self.center), max(float(self.width), 1.0))
+
+
+@dataclass(frozen=True)
+class VoiLut:
+    """A VOI LUT Sequence item: values from ``first_mapped`` on index ``table``."""
+
+    first_mapped: int
+    table: np.ndarray
+    bits: int
+
+
+def window_values(values: np.ndarray, window: Window) -> np.ndarray:
+    """DICOM linear window to 0..255 (float64), for any array of modality values."""
+    c, w = window.center, max(window.width, 1.0)
+    if w <= 1:
+        return np.where(values > c - 0.5, 255.0, 0.0)
+    out = ((values - (c - 0.5)) / (w - 1) + 0.5) * 255.0
+    return np.clip(out, 0.0, 255.0)
+
+
+def window_table(window: Window, invert: bool = False) -> np.ndarray:
+    """A 65536-entry uint8 table for int16 input viewed as uint16."""
+    table = np.rint(window_values(_INT16_VALUES, window)).astype(np.uint8)
+    return 255 - table if invert else table
+
+
+def to_display(
+    values: np.ndarray,
+    window: Window | None = None,
+    invert: bool = False,
+    voi_lut: VoiLut | None = None,
+    table: np.ndarray | None = None,
+) -> np.ndarray:
+    """Greyscale modality values -> uint8 display values.
+
+    ``table`` (from ``window_table``) is a faster path for int16 input with a fixed window.
+    ``voi_lut`` is used when no window is given.
+    """
+    if values.dtype == np.int16 and (table is not None or (window is not None and values.size > 65536)):
+        if table is None:
+            table = window_table(window.clamp(), invert)
+        return table[values.view(np.uint16)]
+    if window is None and voi_lut is not None:
+        out = apply_voi_lut(values, voi_lut)
+    else:
+        out = np.rint(window_values(values.astype(np.float64, copy=False), (window or auto_window(values)).clamp()))
+        out = out.astype(np.uint8)
+    return 255 - out if invert else out
+
+
+def apply_voi_lut(values: np.ndarray, lut: VoiLut) -> np.ndarray:
+    index = np.clip(np.rint(values).astype(np.int64) - lut.first_mapped, 0, len(lut.table) - 1)
+    top = float((1 << lut.bits) - 1) if lut.bits else float(lut.table.max() or 1)
+    scaled = lut.table.astype(np.float64) * (255.0 / top)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)[index]
+
+
+def auto_window(values: np.ndarray) -> Window:
+    """A window from the data when the file has none: the 0.5-99.5 percentile range."""
+    sample = values.reshape(-1)
+    if sample.size > 2_000_000:
+        sample = sample[:: sample.size // 1_000_000]
+    sample = sample[np.isfinite(sample)] if np.issubdtype(sample.dtype, np.floating) else sample
+    if sample.size == 0:
+        return Window(0.0, 1.0)
+    lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    if hi <= lo:
+        lo, hi = float(sample.min()), float(sample.max())
+    if hi <= lo:
+        return Window(lo, 1.0)
+    return Window((lo + hi) / 2.0, hi - lo)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """uint8 (H, W) greyscale or (H, W, 3) RGB to PNG bytes."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image), PNG_PARAMS)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return buffer.tobytes()
+
+
+def thumbnail(image: np.ndarray, size: int = THUMBNAIL_PX) -> np.ndarray:
+    """Shrink a display image (uint8) to fit ``size`` x ``size``, keeping its aspect ratio."""
+    height, width = image.shape[:2]
+    scale = min(size / width, size / height, 1.0)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if new_size == (width, height):
+        return image
+    return cv2.resize(image, new_size, interpolation=cv2.INTER_AREA)
+
+
+def resize_to_aspect(image: np.ndarray, spacing_row_mm: float, spacing_col_mm: float) -> np.ndarray:
+    """Resample an image with non-square pixels so that each pixel is square."""
+    if not spacing_row_mm or not spacing_col_mm or abs(spacing_row_mm / spacing_col_mm - 1) < 0.01:
+        return image
+    height, width = image.shape[:2]
+    if spacing_row_mm > spacing_col_mm:
+        height = round(height * spacing_row_mm / spacing_col_mm)
+    else:
+        width = round(width * spacing_col_mm / spacing_row_mm)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)

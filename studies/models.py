@@ -1,0 +1,212 @@
+"""Patients, studies, series and instances keyed by their DICOM identifiers, and uploads.
+
+Each user's uploads form their own archive: a UID is unique within its owner's data, so one
+user's upload can never add to, or reveal, another user's study. Sharing (read-only) is
+separate and decided in ``selectors``.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Patient(models.Model):
+    """A patient as identified by PatientID and its issuer (anonymous_key for files without ID)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="patients")
+    patient_id = models.CharField("PatientID", max_length=64, blank=True)
+    issuer_of_patient_id = models.CharField("IssuerOfPatientID", max_length=64, blank=True)
+    # Files without a PatientID are not merged into one nameless patient: each study gets its own.
+    anonymous_key = models.CharField(max_length=64, blank=True)
+    name = models.CharField("PatientName", max_length=324, blank=True)
+    birth_date = models.DateField("PatientBirthDate", null=True, blank=True)
+    sex = models.CharField("PatientSex", max_length=16, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "patient_id", "issuer_of_patient_id", "anonymous_key"], name="unique_patient_per_owner"
+            )
+        ]
+        indexes = [models.Index(fields=["patient_id"]), models.Index(fields=["name"])]
+
+    def __str__(self):
+        return f"{self.patient_id or '(no ID)'}"
+
+
+class Study(models.Model):
+    """A DICOM study (StudyInstanceUID) in its owner's archive."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="studies")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="studies")
+    study_instance_uid = models.CharField("StudyInstanceUID", max_length=64)
+    study_date = models.DateField("StudyDate", null=True, blank=True)
+    study_time = models.TimeField("StudyTime", null=True, blank=True)
+    description = models.CharField("StudyDescription", max_length=256, blank=True)
+    accession_number = models.CharField("AccessionNumber", max_length=64, blank=True)
+    study_id = models.CharField("StudyID", max_length=64, blank=True)
+    referring_physician_name = models.CharField("ReferringPhysicianName", max_length=324, blank=True)
+    modalities = models.CharField("ModalitiesInStudy", max_length=128, blank=True)  # "CT\\PT"
+    num_series = models.PositiveIntegerField(default=0)
+    num_instances = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "study_instance_uid"], name="unique_study_per_owner")]
+        indexes = [
+            models.Index(fields=["study_instance_uid"]),
+            models.Index(fields=["-study_date", "-id"]),
+            models.Index(fields=["accession_number"]),
+            models.Index(fields=["-created_at"]),
+        ]
+        verbose_name_plural = "studies"
+
+    def __str__(self):
+        return f"Study {self.pk} ({self.study_date or 'no date'})"
+
+    @property
+    def modality_list(self) -> list[str]:
+        return [m for m in self.modalities.split("\\") if m]
+
+
+class Series(models.Model):
+    """A DICOM series and how it is displayed (volume planes or a stack of frames)."""
+
+    class Render(models.TextChoices):
+        PENDING = "pending"
+        RENDERING = "rendering"
+        DONE = "done"
+        FAILED = "failed"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField("SeriesInstanceUID", max_length=64)
+    modality = models.CharField("Modality", max_length=16, blank=True)
+    description = models.CharField("SeriesDescription", max_length=256, blank=True)
+    series_number = models.IntegerField("SeriesNumber", null=True, blank=True)
+    body_part_examined = models.CharField("BodyPartExamined", max_length=64, blank=True)
+    series_date = models.DateField("SeriesDate", null=True, blank=True)
+    series_time = models.TimeField("SeriesTime", null=True, blank=True)
+    rows = models.PositiveIntegerField("Rows", default=0)
+    columns = models.PositiveIntegerField("Columns", default=0)
+    pixel_spacing_row_mm = models.FloatField("PixelSpacing[0]", null=True, blank=True)
+    pixel_spacing_col_mm = models.FloatField("PixelSpacing[1]", null=True, blank=True)
+    slice_thickness_mm = models.FloatField("SliceThickness", null=True, blank=True)
+    slice_spacing_mm = models.FloatField(null=True, blank=True)
+    image_orientation = models.JSONField("ImageOrientationPatient", null=True, blank=True)
+    photometric_interpretation = models.CharField("PhotometricInterpretation", max_length=32, blank=True)
+    num_instances = models.PositiveIntegerField(default=0)
+    num_frames = models.PositiveIntegerField(default=0)
+    window_center = models.FloatField("WindowCenter", null=True, blank=True)
+    window_width = models.FloatField("WindowWidth", null=True, blank=True)
+    is_volume = models.BooleanField(default=False)
+    # {"axial": {"count", "width", "height", "pixel_mm", ...}, ...} as soon as geometry is known
+    planes = models.JSONField(default=dict, blank=True)
+    # Volume geometry, frame order and notes needed to rebuild images without the database
+    layout = models.JSONField(default=dict, blank=True)
+    render_status = models.CharField(max_length=16, choices=Render.choices, default=Render.PENDING)
+    render_version = models.PositiveIntegerField(default=0)  # bumped whenever the instances change
+    images_total = models.PositiveIntegerField(default=0)
+    images_done = models.PositiveIntegerField(default=0)
+    render_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["study", "series_instance_uid"], name="unique_series_per_study")]
+        indexes = [models.Index(fields=["series_instance_uid"])]
+        ordering = ["series_number", "id"]
+        verbose_name_plural = "series"
+
+    def __str__(self):
+        return f"Series {self.pk} ({self.modality} #{self.series_number})"
+
+    @property
+    def window(self):
+        if self.window_center is None or self.window_width is None:
+            return None
+        return {"center": self.window_center, "width": self.window_width}
+
+
+class Instance(models.Model):
+    """One stored DICOM file (SOP instance), kept byte for byte in media storage."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    sop_instance_uid = models.CharField("SOPInstanceUID", max_length=64)
+    sop_class_uid = models.CharField("SOPClassUID", max_length=64, blank=True)
+    instance_number = models.IntegerField("InstanceNumber", null=True, blank=True)
+    transfer_syntax_uid = models.CharField("TransferSyntaxUID", max_length=64, blank=True)
+    rows = models.PositiveIntegerField("Rows", default=0)
+    columns = models.PositiveIntegerField("Columns", default=0)
+    number_of_frames = models.PositiveIntegerField("NumberOfFrames", default=1)
+    samples_per_pixel = models.PositiveSmallIntegerField("SamplesPerPixel", default=1)
+    photometric_interpretation = models.CharField("PhotometricInterpretation", max_length=32, blank=True)
+    bits_allocated = models.PositiveSmallIntegerField("BitsAllocated", default=0)
+    bits_stored = models.PositiveSmallIntegerField("BitsStored", default=0)
+    pixel_representation = models.PositiveSmallIntegerField("PixelRepresentation", default=0)
+    image_position = models.JSONField("ImagePositionPatient", null=True, blank=True)
+    image_orientation = models.JSONField("ImageOrientationPatient", null=True, blank=True)
+    pixel_spacing = models.JSONField("PixelSpacing", null=True, blank=True)
+    window_center = models.FloatField("WindowCenter", null=True, blank=True)
+    window_width = models.FloatField("WindowWidth", null=True, blank=True)
+    rescale_slope = models.FloatField("RescaleSlope", default=1.0)
+    rescale_intercept = models.FloatField("RescaleIntercept", default=0.0)
+    file = models.CharField(max_length=255)  # path relative to MEDIA_ROOT
+    file_size = models.BigIntegerField(default=0)
+    in_volume = models.BooleanField(default=True)
+    note = models.CharField(max_length=255, blank=True)  # why it is not part of the volume, etc.
+    upload = models.ForeignKey("Upload", null=True, blank=True, on_delete=models.SET_NULL, related_name="instances")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "sop_instance_uid"], name="unique_instance_per_owner")]
+        indexes = [models.Index(fields=["sop_instance_uid"])]
+        ordering = ["instance_number", "id"]
+
+    def __str__(self):
+        return f"Instance {self.pk} (#{self.instance_number})"
+
+
+class Upload(models.Model):
+    """One uploaded ZIP and the progress of its ingest."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        DONE = "done"
+        FAILED = "failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads")
+    original_name = models.CharField(max_length=255)
+    size_bytes = models.BigIntegerField(default=0)
+    file = models.CharField(max_length=255, blank=True)  # the ZIP, relative to MEDIA_ROOT, until ingested
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)  # of the ingest stages (0-100)
+    stage = models.CharField(max_length=64, default="queued")
+    error = models.TextField(blank=True)
+    files_total = models.PositiveIntegerField(default=0)
+    files_dicom = models.PositiveIntegerField(default=0)
+    files_skipped = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=list, blank=True)  # [{"name": ..., "reason": ...}]
+    studies = models.ManyToManyField(Study, blank=True, related_name="uploads")
+    series = models.ManyToManyField(Series, blank=True, related_name="uploads")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["status"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="upload_progress_at_most_100"),
+        ]
+
+    def __str__(self):
+        return f"Upload {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)

@@ -1,0 +1,82 @@
+"""Receiving an upload: keep the file (already streamed to disk by Django) and queue the ingest."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.db import transaction
+
+from studies import storage
+from studies.models import Upload
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+
+
+class InvalidUpload(Exception):
+    """The request's file is not acceptable; the message says why."""
+
+
+class SizeLimitHandler(FileUploadHandler):
+    """Stops reading a request body as soon as it passes MAX_UPLOAD_BYTES."""
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        if content_length and content_length > settings.MAX_UPLOAD_BYTES + 1024 * 1024:
+            self.request.upload_too_large = True
+            raise StopUpload(connection_reset=True)
+
+    def receive_data_chunk(self, raw_data, start):
+        if start + len(raw_data) > settings.MAX_UPLOAD_BYTES:
+            self.request.upload_too_large = True
+            raise StopUpload(connection_reset=True)
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+def check_zip(uploaded: UploadedFile) -> None:
+    uploaded.seek(0)
+    magic = uploaded.read(4)
+    uploaded.seek(0)
+    if magic not in ZIP_MAGIC:
+        raise InvalidUpload("The file is not a ZIP archive. Upload a .zip file of DICOM images.")
+    if not zipfile.is_zipfile(uploaded):
+        raise InvalidUpload("The file is not a valid ZIP archive: it may be truncated or corrupt.")
+    uploaded.seek(0)
+
+
+def upload_create(*, owner, uploaded: UploadedFile) -> Upload:
+    """Store the uploaded ZIP and queue its ingest (after the transaction commits)."""
+    check_zip(uploaded)
+    name = os.path.basename(uploaded.name or "upload.zip")[:255]
+    with transaction.atomic():
+        upload = Upload.objects.create(owner=owner, original_name=name, size_bytes=uploaded.size)
+        target = storage.upload_dir(upload.pk) / "upload.zip"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if hasattr(uploaded, "temporary_file_path"):
+            os.replace(uploaded.temporary_file_path(), target)
+        else:
+            with open(target, "wb") as out:
+                for chunk in uploaded.chunks():
+                    out.write(chunk)
+        upload.file = str(target.relative_to(storage.media_root()))
+        upload.save(update_fields=["file"])
+        transaction.on_commit(lambda: queue_ingest(upload.pk))
+    return upload
+
+
+def upload_from_path(*, owner, path, name: str | None = None) -> Upload:
+    """Queue the ingest of a ZIP already on this machine (management commands)."""
+    with open(path, "rb") as fp:
+        uploaded = UploadedFile(fp, name=name or os.path.basename(path), size=os.path.getsize(path))
+        return upload_create(owner=owner, uploaded=uploaded)
+
+
+def queue_ingest(upload_id: int) -> None:
+    from studies.tasks import upload_ingest_task
+
+    upload_ingest_task.delay(upload_id)
