@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -97,7 +98,8 @@ MEDIA_URL = "/media/"  # never served publicly; images go through permission-che
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-for _folder in (VAR_DIR, MEDIA_ROOT / "tmp"):
+WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step
+for _folder in (VAR_DIR, MEDIA_ROOT / "tmp", STATIC_ROOT):
     _folder.mkdir(parents=True, exist_ok=True)
 
 # --- Database ------------------------------------------------------------------------------
@@ -112,6 +114,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # A file, not memory, so that a worker process can share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery --------------------------------------------------------------------------------
@@ -125,9 +129,12 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.05,
     }
+    for _folder in (BROKER_DIR / "queue", BROKER_DIR / "control"):
+        _folder.mkdir(parents=True, exist_ok=True)
 else:
     # A task unacknowledged for this long (its worker died) is delivered again.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "dicomviewer")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

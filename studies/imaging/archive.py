@@ -7,11 +7,13 @@ counted while decompressing; the sizes a ZIP header claims are not trusted.
 
 from __future__ import annotations
 
+import lzma
 import os
 import stat
 import zipfile
 import zlib
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -98,12 +100,15 @@ def extract_zip(
     dest.mkdir(parents=True, exist_ok=True)
     try:
         zf = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, EOFError):  # ValueError: e.g. a name flagged UTF-8 that is not
         raise ArchiveError("The file is not a ZIP archive, or it is truncated or corrupt.") from None
+    except NotImplementedError as exc:
+        raise ArchiveError(f"The archive uses a ZIP feature that is not supported ({_short(exc)}).") from None
     except OSError as exc:
         raise ArchiveError(f"The archive could not be read: {exc.strerror or exc}.") from None
     with zf:
-        infos = [info for info in zf.infolist() if not info.is_dir()]
+        # not ZipInfo.is_dir(): on Python 3.11 it raises IndexError for an empty name
+        infos = [info for info in zf.infolist() if not info.filename.endswith("/")]
         if not infos:
             raise ArchiveError("The ZIP archive is empty: it holds no files.")
         if len(infos) > limits.max_members:
@@ -142,17 +147,19 @@ def extract_zip(
     return result
 
 
+class _Unreadable(Exception):
+    """The member's stored bytes cannot be read back."""
+
+
 def _copy_member(zf, info, target: Path, limits: Limits, budget: int) -> tuple[int, str | None]:
     """Stream one member to ``target`` counting real bytes. Returns (bytes, problem)."""
     member_cap = min(limits.max_member_bytes, budget)
     ratio_cap = max(RATIO_GRACE_BYTES, info.compress_size * limits.max_ratio)
     written = 0
     try:
-        with zf.open(info) as src, open(target, "wb") as out:
-            while True:
-                chunk = src.read(CHUNK_BYTES)
-                if not chunk:
-                    break
+        # closing(): returning mid-member must release the member's reader now, not at garbage collection
+        with open(target, "wb") as out, closing(_member_chunks(zf, info)) as chunks:
+            for chunk in chunks:
                 if written == 0 and chunk[:4] == b"PK\x03\x04":
                     return 0, "nested ZIP archive (not extracted; upload it on its own)"
                 written += len(chunk)
@@ -166,13 +173,27 @@ def _copy_member(zf, info, target: Path, limits: Limits, budget: int) -> tuple[i
                         return written, "total"
                     return written, f"larger than {limits.max_member_bytes / 1024**3:.1f} GiB (not extracted)"
                 out.write(chunk)
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        return written, f"corrupt in the archive ({_short(exc)})"
+    except _Unreadable as exc:
+        return written, f"corrupt in the archive ({exc})"
     except NotImplementedError as exc:
         return written, f"cannot be decompressed ({_short(exc)})"
     except RuntimeError as exc:  # e.g. "File is encrypted" for strong-encryption members
         return written, f"cannot be read ({_short(exc)})"
     return written, None
+
+
+def _member_chunks(zf, info):
+    """Yield the member's decompressed bytes; any failure to read or decode them raises _Unreadable.
+
+    Translated here, away from the writing, because bz2 reports bad data and a seek to a header
+    offset before the file start as OSError: caught around the writes too, it would hide a full disk.
+    """
+    try:
+        with zf.open(info) as src:
+            while chunk := src.read(CHUNK_BYTES):
+                yield chunk
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError) as exc:
+        raise _Unreadable(_short(exc)) from exc
 
 
 def _short(exc: Exception) -> str:

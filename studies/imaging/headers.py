@@ -209,20 +209,33 @@ def pixel_problem(ds: Dataset, header: Header) -> str | None:
     samples = header.rows * header.columns * header.number_of_frames * header.samples_per_pixel
     if samples > MAX_PIXELS:
         return f"claims {samples:,} pixel samples, more than this server decodes per file"
-    if "PixelData" not in ds or UID(header.transfer_syntax_uid).is_compressed:
-        return None
-    element = ds.get_item("PixelData")
-    offset = getattr(element, "file_tell", None)
-    if element.is_undefined_length or not offset:
+    syntax = UID(header.transfer_syntax_uid)
+    if "PixelData" not in ds or syntax.is_compressed or syntax.is_deflated:
         return None
     needed = (samples * header.bits_allocated + 7) // 8
-    available = header.file_size - offset
+    available = _pixel_bytes(ds, header.file_size)
+    if available is None:
+        return None
     if available < needed:
         return (
             f"pixel data is truncated: {header.rows} x {header.columns} x {header.number_of_frames} "
             f"frames need {needed:,} bytes, the file holds {max(available, 0):,}"
         )
     return None
+
+
+def _pixel_bytes(ds: Dataset, file_size: int) -> int | None:
+    """Bytes of native Pixel Data in the file: the element's length, or what is left after it."""
+    element = ds.get_item("PixelData")
+    length = getattr(element, "length", None)  # a raw element still knows its length
+    if length is not None:
+        if length == 0xFFFFFFFF:
+            return None
+        return min(length, file_size - (getattr(element, "value_tell", 0) or 0))
+    offset = getattr(element, "file_tell", None)  # a deferred element knows where its value starts
+    if getattr(element, "is_undefined_length", False) or not offset:
+        return None
+    return file_size - offset
 
 
 def _frames(ds: Dataset, count: int) -> list[Frame]:

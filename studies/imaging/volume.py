@@ -95,6 +95,8 @@ def layout_series(headers: list[Header]) -> Layout:
 
     groups = _group_compatible(headers, geometric)
     main = max(groups, key=len)
+    if len(main) < MIN_VOLUME_SLICES:
+        return Layout(None, stack_order)
     volume, problem = _build_volume(headers, main)
     if volume is None:
         return Layout(None, stack_order, notes=[problem] if problem else [])

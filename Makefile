@@ -1,0 +1,39 @@
+# The two commands: `make run` (web + worker on http://127.0.0.1:8000) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export HOST ?= 127.0.0.1
+export PORT ?= 8000
+
+.PHONY: run test install lint check bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# Local defaults: a generated secret key kept in var/, plain HTTP cookies on localhost.
+run: install
+	@mkdir -p var
+	@test -s var/secret_key || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
+	SECRET_KEY=$${SECRET_KEY:-$$(cat var/secret_key)} SECURE_COOKIES=$${SECURE_COOKIES:-0} sh -c '\
+		$(PY) manage.py migrate --noinput && \
+		$(PY) manage.py ensure_admin && \
+		exec $(PY) manage.py serve all'
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	SECRET_KEY=lint DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var media test-artifacts

@@ -1,0 +1,101 @@
+"""Run the web server, the Celery worker, or both (``make run``); Ctrl-C stops what it started.
+
+docker-compose.yml, ``make run`` and the end-to-end tests all start processes through this
+command, so the deployment runs exactly what the tests exercise.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.core.management.base import BaseCommand
+
+
+def web_command(host: str, port: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "dicomviewer.wsgi",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        os.environ.get("WEB_WORKERS", "2"),
+        "--threads",
+        os.environ.get("WEB_THREADS", "4"),
+        "--worker-class",
+        "gthread",
+        "--timeout",
+        "900",
+        "--access-logfile",
+        "-",
+    ]
+
+
+def worker_command() -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "dicomviewer",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        os.environ.get("WORKER_CONCURRENCY", str(os.cpu_count() or 2)),
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+class Command(BaseCommand):
+    help = "Run the web server (gunicorn), the Celery worker, or both until interrupted."
+
+    def add_arguments(self, parser):
+        parser.add_argument("role", nargs="?", choices=["all", "web", "worker"], default="all")
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
+
+    def handle(self, *args, role, host, port, **options):
+        commands = {}
+        if role in ("all", "web"):
+            commands["web"] = web_command(host, port)
+        if role in ("all", "worker"):
+            commands["worker"] = worker_command()
+        if len(commands) == 1:
+            os.execv(sys.executable, next(iter(commands.values())))
+        self.run_together(commands, f"http://{host}:{port}/")
+
+    def run_together(self, commands: dict, url: str):
+        processes = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
+        self.stdout.write(f"dicomviewer is running on {url} (Ctrl-C stops the web server and the worker)")
+        stopping = False
+
+        def stop(*_):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        exit_code = 0
+        try:
+            while not stopping:
+                for name, process in processes.items():
+                    if process.poll() is not None:
+                        self.stderr.write(f"{name} exited with code {process.returncode}; stopping.")
+                        exit_code, stopping = process.returncode or 1, True
+                time.sleep(0.3)
+        finally:
+            for process in processes.values():
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 20
+            for process in processes.values():
+                try:
+                    process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+        sys.exit(exit_code)

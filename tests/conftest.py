@@ -1,0 +1,193 @@
+"""Fixtures shared by the database, API and end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DICOM = Path(os.environ.get("SHARED_DICOM", REPO.parent / "shared" / "dicom"))
+PASSWORD = "a-long-test-password-42"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file or folder under ../shared/dicom, or skip the test when that data is absent."""
+    path = SHARED_DICOM.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real DICOM data not available: {path}")
+    return path
+
+
+@pytest.fixture
+def shared_dicom() -> Path:
+    return shared_path()
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Every test gets its own empty media folder."""
+    from studies.services import rendering
+
+    media = tmp_path / "media"
+    (media / "tmp").mkdir(parents=True)
+    settings.MEDIA_ROOT = media
+    settings.FILE_UPLOAD_TEMP_DIR = str(media / "tmp")
+    rendering._SOURCES.clear()
+    return media
+
+
+@pytest.fixture
+def eager_celery():
+    """Run tasks in-process (for service tests; the end-to-end tests use a real worker)."""
+    from dicomviewer.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password=PASSWORD)
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("bob", password=PASSWORD)
+
+
+def api_client_for(user):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api(user):
+    return api_client_for(user)
+
+
+def make_zip(target: Path, files: dict[str, bytes | Path]) -> Path:
+    """A ZIP at ``target`` holding ``{member name: bytes or file path}``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, content in files.items():
+            if isinstance(content, Path):
+                zf.write(content, name)
+            else:
+                zf.writestr(name, content)
+    return target
+
+
+def zip_folder(folder: Path, target: Path) -> Path:
+    return make_zip(target, {str(p.relative_to(folder)): p for p in sorted(folder.rglob("*")) if p.is_file()})
+
+
+def ingest_zip(user, zip_path: Path):
+    """Upload a ZIP and run its whole ingest in this process; returns the refreshed Upload."""
+    from studies.services.uploads import upload_from_path
+
+    upload = upload_from_path(owner=user, path=zip_path)
+    upload.refresh_from_db()
+    return upload
+
+
+class WorkerProcess:
+    """A real Celery worker in its own process, sharing the test database, broker and media."""
+
+    def __init__(self, media_root: Path, log_path: Path, concurrency: int = 2):
+        import subprocess
+        import sys
+        import uuid
+
+        from django.conf import settings
+        from django.db import connection
+
+        from dicomviewer.celery import app
+
+        self.queue = f"test-{uuid.uuid4().hex[:8]}"
+        self._previous_queue = app.conf.task_default_queue
+        app.conf.task_default_queue = self.queue
+        env = dict(os.environ)
+        env.update(
+            DATABASE_URL=test_database_url(connection.settings_dict),
+            MEDIA_ROOT=str(media_root),
+            CELERY_QUEUE=self.queue,
+            CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+            INGEST_TIME_LIMIT=str(settings.INGEST_TIME_LIMIT),
+            WORKER_CONCURRENCY=str(concurrency),
+        )
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        command = [sys.executable, "manage.py", "serve", "worker"]  # what docker-compose runs
+        self.process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0):
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log()}")
+            if b" ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"worker did not start within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode(errors="replace")[-20000:]
+
+    def kill(self, sig=None):
+        import signal
+
+        try:
+            os.killpg(self.process.pid, sig or signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+
+    def stop(self):
+        import signal
+        import subprocess
+
+        from dicomviewer.celery import app
+
+        app.conf.task_default_queue = self._previous_queue
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+def test_database_url(settings_dict: dict) -> str:
+    """DATABASE_URL of the database the tests are using (the test database, not the real one)."""
+    engine = settings_dict["ENGINE"]
+    if engine.endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = settings_dict.get("HOST") or "localhost"
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def worker(transactional_db, media_root, tmp_path):
+    process = WorkerProcess(media_root, tmp_path / "worker.log")
+    yield process
+    process.stop()

@@ -1,0 +1,79 @@
+"""End to end: upload over HTTP to the live server, a real worker process ingests and renders."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+import requests
+
+from tests.conftest import PASSWORD, shared_path
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def token(live_server) -> str:
+    response = requests.post(f"{live_server.url}/api/auth/token/", data={"username": "alice", "password": PASSWORD})
+    response.raise_for_status()
+    return response.json()["token"]
+
+
+def wait_for_upload(session, url: str, worker, timeout: float = 240.0) -> tuple[dict, list[tuple[str, int]]]:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = session.get(url).json()
+        seen.append((body["stage"], body["progress"]))
+        if body["status"] in ("done", "failed"):
+            return body, seen
+        time.sleep(0.2)
+    pytest.fail(f"upload not finished after {timeout}s; last {seen[-1]}\n{worker.log()}")
+
+
+def test_upload_is_ingested_and_rendered_by_a_real_worker(live_server, user, worker):
+    zip_path = shared_path("ct-chest-lidc0314-fnndsc", "LIDC-IDRI-0314_CT_275slices.zip")
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token(live_server)}"
+    with open(zip_path, "rb") as fp:
+        response = session.post(f"{live_server.url}/api/uploads/", files={"file": ("chest.zip", fp, "application/zip")})
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert created["status"] == "queued"  # the request only stored the file and queued the work
+
+    body, seen = wait_for_upload(session, created["url"], worker)
+    assert body["status"] == "done", (body, worker.log())
+    assert body["files_dicom"] == 275 and body["progress"] == 100
+    progress = [p for _, p in seen]
+    assert progress == sorted(progress), "progress never goes backwards"
+
+    study = session.get(f"{live_server.url}/api/studies/{body['studies'][0]}/").json()
+    series = session.get(f"{live_server.url}/api/series/{study['series'][0]['id']}/").json()
+    assert series["render_status"] == "done"
+    for plane, info in series["planes"].items():
+        for index in (0, info["count"] // 2, info["count"] - 1):
+            image = session.get(f"{live_server.url}/api/series/{series['id']}/planes/{plane}/{index}.png")
+            assert image.status_code == 200, (plane, index, image.text)
+            pixels = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_UNCHANGED)
+            assert pixels.shape == (info["height"], info["width"])
+    assert "celery@" in worker.log() and "studies.upload_ingest" in worker.log()
+
+
+def test_bad_archive_ends_failed_through_the_worker(live_server, user, worker, tmp_path):
+    import zipfile
+
+    path = tmp_path / "notes.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("readme.txt", "no images here")
+        zf.writestr("../escape.dcm", b"x" * 200)
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token(live_server)}"
+    with open(path, "rb") as fp:
+        created = session.post(f"{live_server.url}/api/uploads/", files={"file": fp}).json()
+    body, _ = wait_for_upload(session, created["url"], worker, timeout=60)
+    assert body["status"] == "failed"
+    assert "No DICOM images" in body["error"]
+    reasons = {item["name"]: item["reason"] for item in body["skipped"]}
+    assert reasons["readme.txt"] == "not a DICOM file"
+    assert "outside the archive" in reasons["../escape.dcm"]
