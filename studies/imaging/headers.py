@@ -212,6 +212,8 @@ def pixel_problem(ds: Dataset, header: Header) -> str | None:
     syntax = UID(header.transfer_syntax_uid)
     if "PixelData" not in ds or syntax.is_compressed or syntax.is_deflated:
         return None
+    if header.photometric_interpretation == "YBR_FULL_422":  # native 4:2:2 stores 2 samples per pixel, not 3
+        samples = samples * 2 // 3
     needed = (samples * header.bits_allocated + 7) // 8
     available = _pixel_bytes(ds, header.file_size)
     if available is None:

@@ -91,7 +91,7 @@ class Command(BaseCommand):
         finally:
             for process in processes.values():
                 if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGTERM)
+                    process.terminate()  # the main process stops its own children gracefully
             deadline = time.monotonic() + 20
             for process in processes.values():
                 try:
