@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
+export VAR_DIR ?= var
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 
@@ -17,9 +18,9 @@ install: $(VENV)/.installed
 
 # Local defaults: a generated secret key kept in var/, plain HTTP cookies on localhost.
 run: install
-	@mkdir -p var
-	@test -s var/secret_key || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key
-	SECRET_KEY=$${SECRET_KEY:-$$(cat var/secret_key)} SECURE_COOKIES=$${SECURE_COOKIES:-0} sh -c '\
+	@mkdir -p $(VAR_DIR)
+	@test -s $(VAR_DIR)/secret_key || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(VAR_DIR)/secret_key
+	SECURE_COOKIES=$${SECURE_COOKIES:-0} sh -c '\
 		$(PY) manage.py migrate --noinput && \
 		$(PY) manage.py ensure_admin && \
 		exec $(PY) manage.py serve all'

@@ -34,10 +34,13 @@ def env_list(name, default=""):
 
 
 DEBUG = env_bool("DEBUG", False)
+VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
 
 # A key that is empty or one of the published placeholders is refused unless DEBUG is on.
 _PLACEHOLDER_KEYS = {"", "change-me", "changeme", "secret", "django-insecure"}
-SECRET_KEY = env("SECRET_KEY")
+# `make run` writes a random key to var/secret_key; manage.py commands then share it.
+SECRET_KEY_FILE = Path(env("SECRET_KEY_FILE", str(VAR_DIR / "secret_key")))
+SECRET_KEY = env("SECRET_KEY") or (SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() else "")
 if SECRET_KEY.strip().lower() in _PLACEHOLDER_KEYS or SECRET_KEY.startswith("django-insecure"):
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -92,7 +95,6 @@ TEMPLATES = [
 ]
 
 # --- Storage -------------------------------------------------------------------------------
-VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "/media/"  # never served publicly; images go through permission-checked views
 STATIC_URL = "/static/"

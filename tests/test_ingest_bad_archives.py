@@ -1,0 +1,135 @@
+"""Bad archives end in a clear status, with nothing half-written and the good files kept."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from studies import storage
+from studies.models import Instance, Series, Study, Upload
+from tests.conftest import ingest_zip, make_zip, shared_path
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
+
+
+def good_dicom() -> bytes:
+    return shared_path("mr-transfer-syntaxes-dcmqats", "1.dcm").read_bytes()
+
+
+def assert_nothing_left_behind(upload: Upload):
+    assert not storage.work_dir(upload.pk).exists(), "extraction folder removed"
+    assert not storage.upload_dir(upload.pk).exists(), "uploaded ZIP removed once finished"
+    assert upload.file == ""
+
+
+def assert_failed_cleanly(upload: Upload, fragment: str):
+    assert upload.status == Upload.Status.FAILED
+    assert fragment in upload.error
+    assert not Instance.objects.exists() and not Series.objects.exists() and not Study.objects.exists()
+    assert not (storage.media_root() / "originals").exists() or not any(
+        (storage.media_root() / "originals").rglob("*.dcm")
+    )
+    assert_nothing_left_behind(upload)
+
+
+def test_traversal_member_is_refused_and_the_rest_stored(user, tmp_path):
+    archive = make_zip(tmp_path / "t.zip", {"../../etc/evil.dcm": good_dicom(), "ok/1.dcm": good_dicom()})
+    upload = ingest_zip(user, archive)
+    assert upload.status == Upload.Status.DONE and upload.files_dicom == 1
+    assert [item["name"] for item in upload.skipped] == ["../../etc/evil.dcm"]
+    assert "outside the archive" in upload.skipped[0]["reason"]
+    assert not (tmp_path.parent / "etc").exists()
+    assert_nothing_left_behind(upload)
+
+
+def test_only_traversal_members_fail_cleanly(user, tmp_path):
+    archive = make_zip(tmp_path / "t.zip", {"/abs/evil.dcm": good_dicom(), "..\\..\\win.dcm": good_dicom()})
+    assert_failed_cleanly(ingest_zip(user, archive), "No DICOM images")
+
+
+def test_zip_bomb_fails_cleanly(user, tmp_path, settings):
+    settings.INGEST_MAX_RATIO = 100
+    archive = make_zip(tmp_path / "bomb.zip", {"zeros.dcm": b"\0" * (30 * 1024 * 1024)})
+    upload = ingest_zip(user, archive)
+    assert_failed_cleanly(upload, "No DICOM images")
+    assert "zip bomb" in upload.skipped[0]["reason"]
+
+
+def test_archive_larger_than_the_total_limit_fails_with_the_limit(user, tmp_path, settings):
+    settings.INGEST_MAX_TOTAL_BYTES = 1024 * 1024
+    archive = make_zip(tmp_path / "big.zip", {f"{i}.dcm": good_dicom() for i in range(6)})
+    assert_failed_cleanly(ingest_zip(user, archive), "GiB")
+
+
+def test_too_many_members_fails_before_extracting(user, tmp_path, settings):
+    settings.INGEST_MAX_MEMBERS = 10
+    archive = make_zip(tmp_path / "many.zip", {f"{i}.txt": b"x" for i in range(11)})
+    assert_failed_cleanly(ingest_zip(user, archive), "at most 10")
+
+
+def test_corrupt_member_is_skipped_and_the_rest_stored(user, tmp_path):
+    archive = tmp_path / "corrupt.zip"
+    dicom = good_dicom()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/broken.dcm", dicom)
+        zf.writestr("b/fine.dcm", dicom.replace(b"1.3.12.2.1107", b"1.3.12.2.1108", 1))
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as zf:
+        info = zf.getinfo("a/broken.dcm")
+    start = info.header_offset + 30 + len(info.filename) + 200
+    data[start : start + 8] = b"\xff" * 8
+    archive.write_bytes(bytes(data))
+    upload = ingest_zip(user, archive)
+    assert upload.status == Upload.Status.DONE, upload.error
+    assert upload.files_dicom == 1
+    assert upload.skipped[0]["name"] == "a/broken.dcm" and "corrupt" in upload.skipped[0]["reason"]
+
+
+def test_truncated_zip_is_refused_at_upload(api, tmp_path):
+    archive = make_zip(tmp_path / "whole.zip", {"1.dcm": good_dicom()})
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with open(cut, "rb") as fp:
+        response = api.post("/api/uploads/", {"file": fp}, format="multipart")
+    assert response.status_code == 400 and "truncated" in response.json()["detail"]
+
+
+def test_empty_zip_fails_cleanly(user, tmp_path):
+    archive = tmp_path / "empty.zip"
+    with zipfile.ZipFile(archive, "w"):
+        pass
+    assert_failed_cleanly(ingest_zip(user, archive), "empty")
+
+
+def test_zip_without_dicom_lists_every_skipped_file(user, tmp_path):
+    archive = make_zip(
+        tmp_path / "docs.zip",
+        {
+            "notes.txt": b"hello",
+            "__MACOSX/._x.dcm": b"\0\5\0\0",
+            "scan/.DS_Store": b"\0" * 10,
+            "photo.jpg": b"\xff\xd8\xff",
+        },
+    )
+    upload = ingest_zip(user, archive)
+    assert_failed_cleanly(upload, "No DICOM images")
+    reasons = {item["name"]: item["reason"] for item in upload.skipped}
+    assert reasons["notes.txt"] == "not a DICOM file" and reasons["photo.jpg"] == "not a DICOM file"
+    assert "operating-system file" in reasons["__MACOSX/._x.dcm"]
+    assert upload.files_total == 4 and upload.files_skipped == 4
+
+
+def test_truncated_dicom_is_skipped_and_the_rest_stored(user, tmp_path):
+    dicom = good_dicom()
+    other = dicom.replace(b"1.3.12.2.1107", b"1.3.12.2.1109", 1)
+    archive = make_zip(tmp_path / "t.zip", {"cut.dcm": dicom[: len(dicom) - 5000], "whole.dcm": other})
+    upload = ingest_zip(user, archive)
+    assert upload.status == Upload.Status.DONE and upload.files_dicom == 1
+    assert "truncated" in upload.skipped[0]["reason"]
+
+
+def test_files_are_recognised_by_content_not_name(user, tmp_path):
+    archive = make_zip(tmp_path / "n.zip", {"deep/er/and/deeper/IMAGE_WITHOUT_EXTENSION": good_dicom()})
+    upload = ingest_zip(user, archive)
+    assert upload.status == Upload.Status.DONE and upload.files_dicom == 1
