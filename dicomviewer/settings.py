@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "audit",
     "studies",
     "viewer",
 ]
@@ -184,6 +185,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "studies.api.errors.exception_handler",
 }
+
+# --- Audit trail ---------------------------------------------------------------------------
+AUDIT_IMAGE_WINDOW = env_int("AUDIT_IMAGE_WINDOW", 300)  # seconds: one image-access event per series per user
+AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 6 * 365)  # prune_audit removes older events
+TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)  # behind a proxy that sets it
 
 # --- Security ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -210,3 +210,36 @@ class Upload(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class StudyShare(models.Model):
+    """Read-only access to a study for another user or a group, granted by its owner."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="shares")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="study_shares"
+    )
+    group = models.ForeignKey(
+        "auth.Group", null=True, blank=True, on_delete=models.CASCADE, related_name="study_shares"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(user__isnull=False) & Q(group__isnull=True))
+                | (Q(user__isnull=True) & Q(group__isnull=False)),
+                name="share_with_user_or_group",
+            ),
+            models.UniqueConstraint(
+                fields=["study", "user"], condition=Q(user__isnull=False), name="unique_user_share"
+            ),
+            models.UniqueConstraint(
+                fields=["study", "group"], condition=Q(group__isnull=False), name="unique_group_share"
+            ),
+        ]
+
+    def __str__(self):
+        target = f"user {self.user_id}" if self.user_id else f"group {self.group_id}"
+        return f"Share of study {self.study_id} with {target}"

@@ -1,15 +1,33 @@
-"""What a user may see. Every page, API answer and image goes through these querysets."""
+"""What a user may see and change. Every page, API and DICOMweb answer, image and download
+goes through these querysets; anything outside them answers 404.
+
+- A study belongs to the user who uploaded it (its owner).
+- The owner may share it read-only with users and groups.
+- Staff see everything (read-only unless they own it, except that staff may delete).
+"""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from studies.models import Instance, Patient, Series, Study, Upload
+from studies.models import Instance, Patient, Series, Study, StudyShare, Upload
 
 
 def studies_visible_to(user) -> QuerySet[Study]:
-    if not user.is_authenticated:
+    if user is None or not user.is_authenticated or not user.is_active:
         return Study.objects.none()
+    if user.is_staff:
+        return Study.objects.all()
+    shared = StudyShare.objects.filter(Q(user=user) | Q(group__in=user.groups.all())).values("study_id")
+    return Study.objects.filter(Q(owner=user) | Q(pk__in=shared))
+
+
+def studies_editable_by(user) -> QuerySet[Study]:
+    """Studies the user may delete or share: their own; staff may delete any."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return Study.objects.none()
+    if user.is_staff:
+        return Study.objects.all()
     return Study.objects.filter(owner=user)
 
 
@@ -22,10 +40,16 @@ def instances_visible_to(user) -> QuerySet[Instance]:
 
 
 def patients_visible_to(user) -> QuerySet[Patient]:
-    return Patient.objects.filter(studies__in=studies_visible_to(user)).distinct()
+    return Patient.objects.filter(pk__in=studies_visible_to(user).values("patient_id"))
 
 
 def uploads_visible_to(user) -> QuerySet[Upload]:
-    if not user.is_authenticated:
+    if user is None or not user.is_authenticated or not user.is_active:
         return Upload.objects.none()
+    if user.is_staff:
+        return Upload.objects.all()
     return Upload.objects.filter(owner=user)
+
+
+def can_edit_study(user, study: Study) -> bool:
+    return studies_editable_by(user).filter(pk=study.pk).exists()

@@ -13,6 +13,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.models import AuditEvent
+from audit.services import record, record_images_view
 from studies import selectors, storage
 from studies.api import serializers
 from studies.imaging.render import Window
@@ -61,6 +63,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
             upload = upload_create(owner=request.user, uploaded=uploaded)
         except InvalidUpload as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        record(AuditEvent.Action.UPLOAD_RECEIVED, request=request, obj=upload, detail={"size_bytes": upload.size_bytes})
         body = serializers.UploadSerializer(upload, context={"request": request}).data
         return Response({"id": upload.pk, "status": upload.status, "url": body["url"]}, status=status.HTTP_202_ACCEPTED)
 
@@ -75,12 +78,29 @@ class StudyViewSet(viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return serializers.StudyDetailSerializer if self.action == "retrieve" else serializers.StudySerializer
 
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        filters = sorted(key for key in request.query_params if key not in ("page", "page_size", "format"))
+        action = AuditEvent.Action.STUDY_SEARCH if filters else AuditEvent.Action.STUDY_LIST
+        record(action, request=request, detail={"filters": filters, "results": response.data.get("count")})
+        return response
+
+    def retrieve(self, request, *args, **kwargs):
+        response = super().retrieve(request, *args, **kwargs)
+        record(AuditEvent.Action.STUDY_VIEW, request=request, obj=self.get_object())
+        return response
+
 
 class SeriesViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = serializers.SeriesSerializer
 
     def get_queryset(self):
         return selectors.series_visible_to(self.request.user)
+
+    def retrieve(self, request, *args, **kwargs):
+        series = self.get_object()
+        record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
+        return Response(self.get_serializer(series).data)
 
 
 def parse_window(params) -> Window | None:
@@ -111,7 +131,9 @@ class ImageView(APIView):
     content_negotiation_class = AnyAcceptNegotiation
 
     def series(self, request, pk):
-        return get_object_or_404(selectors.series_visible_to(request.user), pk=pk)
+        series = get_object_or_404(selectors.series_visible_to(request.user), pk=pk)
+        record_images_view(request, series)
+        return series
 
     @staticmethod
     def current(request, series) -> bool:

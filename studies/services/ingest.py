@@ -445,15 +445,22 @@ def _finish_stage(state: IngestState) -> None:
 
 
 def _fail(state: IngestState, message: str) -> None:
-    Upload.objects.filter(pk=state.upload.pk).update(
-        status=Upload.Status.FAILED,
-        error=message,
-        finished_at=timezone.now(),
-        stage="failed",
-        skipped=state.skipped,
-        files_skipped=len(state.skipped),
+    changed = (
+        Upload.objects.filter(pk=state.upload.pk)
+        .exclude(status=Upload.Status.FAILED)
+        .update(
+            status=Upload.Status.FAILED,
+            error=message,
+            finished_at=timezone.now(),
+            stage="failed",
+            skipped=state.skipped,
+            files_skipped=len(state.skipped),
+        )
     )
     _discard_zip(state.upload)
+    if changed:
+        state.upload.refresh_from_db()
+        rendering.audit_ingest_end(state.upload, Upload.Status.FAILED, message)
 
 
 def _discard_zip(upload: Upload) -> None:

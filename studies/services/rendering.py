@@ -204,3 +204,22 @@ def finish_uploads_if_rendered(*, upload_ids: list[int] | None = None, series_id
         )
         if changed:
             storage.remove_tree(storage.upload_dir(upload.pk))
+            audit_ingest_end(upload, status, error)
+
+
+def audit_ingest_end(upload: Upload, status: str, error: str) -> None:
+    from audit.models import AuditEvent
+    from audit.services import record
+
+    failed = status == Upload.Status.FAILED
+    record(
+        AuditEvent.Action.INGEST_FAILED if failed else AuditEvent.Action.INGEST_FINISHED,
+        user=upload.owner,
+        obj=upload,
+        outcome=AuditEvent.Outcome.FAILURE if failed else AuditEvent.Outcome.SUCCESS,
+        detail={
+            "files_dicom": upload.files_dicom,
+            "files_skipped": upload.files_skipped,
+            "studies": list(upload.studies.values_list("pk", flat=True)),
+        },
+    )

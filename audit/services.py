@@ -1,0 +1,122 @@
+"""Writing audit events. Views call ``record``; image fetches call ``record_images_view``.
+
+Each action maps to its DICOM audit event (PS3.15 A.5.3, DCM codes) and EventActionCode.
+Details never carry patient names: objects are named by id and UID only, searches by the
+names of the filters used, not their values.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from audit.models import AuditEvent
+
+A = AuditEvent.Action
+# action -> (EventID code, EventActionCode)
+EVENT_CODES = {
+    A.LOGIN: ("110114", "E"),  # User Authentication
+    A.LOGOUT: ("110114", "E"),
+    A.LOGIN_FAILED: ("110114", "E"),
+    A.LOCKOUT: ("110113", "E"),  # Security Alert
+    A.UPLOAD_RECEIVED: ("110107", "C"),  # Import
+    A.INGEST_FINISHED: ("110107", "C"),
+    A.INGEST_FAILED: ("110107", "C"),
+    A.STUDY_LIST: ("110112", "E"),  # Query
+    A.STUDY_SEARCH: ("110112", "E"),
+    A.STUDY_VIEW: ("110103", "R"),  # DICOM Instances Accessed
+    A.SERIES_VIEW: ("110103", "R"),
+    A.IMAGES_VIEW: ("110103", "R"),
+    A.DOWNLOAD: ("110106", "R"),  # Export
+    A.STUDY_DELETE: ("110105", "D"),  # DICOM Study Deleted
+    A.SERIES_DELETE: ("110105", "D"),
+    A.SHARE_ADD: ("110113", "U"),  # Security Alert (permissions changed)
+    A.SHARE_REMOVE: ("110113", "U"),
+    A.TOKEN_CREATE: ("110113", "C"),
+    A.TOKEN_REVOKE: ("110113", "D"),
+    A.ADMIN_CHANGE: ("110113", "U"),
+    A.AUDIT_READ: ("110101", "R"),  # Audit Log Used
+    A.AUDIT_EXPORT: ("110101", "R"),
+}
+
+_recent_image_views: dict[tuple[int, int], float] = {}
+_recent_lock = threading.Lock()
+
+
+def client_ip(request) -> str | None:
+    if request is None:
+        return None
+    if getattr(settings, "TRUST_X_FORWARDED_FOR", False):
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def describe(obj) -> dict:
+    """object_type / object_id / object_uid of a model instance, without patient data."""
+    if obj is None:
+        return {}
+    uid = ""
+    for field in ("study_instance_uid", "series_instance_uid", "sop_instance_uid"):
+        uid = getattr(obj, field, "") or uid
+    return {"object_type": obj._meta.model_name, "object_id": str(obj.pk), "object_uid": uid}
+
+
+def record(
+    action: str,
+    *,
+    request=None,
+    user=None,
+    obj=None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    username: str | None = None,
+    detail: dict | None = None,
+    **fields,
+) -> AuditEvent:
+    if user is None and request is not None:
+        user = getattr(request, "user", None)
+    if user is not None and not user.is_authenticated:
+        user = None
+    code, event_action = EVENT_CODES[action]
+    values = {**describe(obj), **fields}
+    return AuditEvent.objects.create(
+        user=user,
+        username=(username if username is not None else (user.get_username() if user else ""))[:150],
+        ip=client_ip(request),
+        user_agent=(request.META.get("HTTP_USER_AGENT", "") if request is not None else "")[:512],
+        action=action,
+        event_code=code,
+        event_action=event_action,
+        outcome=outcome,
+        detail=detail or {},
+        **values,
+    )
+
+
+def record_images_view(request, series) -> None:
+    """One event per user and series per AUDIT_IMAGE_WINDOW seconds, however many images load."""
+    user = request.user
+    if not user.is_authenticated:
+        return
+    window = settings.AUDIT_IMAGE_WINDOW
+    key = (user.pk, series.pk)
+    now = time.monotonic()
+    with _recent_lock:
+        last = _recent_image_views.get(key)
+        if last is not None and now - last < window:
+            return
+        _recent_image_views[key] = now
+        if len(_recent_image_views) > 10_000:
+            _recent_image_views.clear()
+    since = timezone.now() - timedelta(seconds=window)
+    # another process of the server may have written it already
+    exists = AuditEvent.objects.filter(
+        user=user, action=A.IMAGES_VIEW, object_type="series", object_id=str(series.pk), time__gte=since
+    ).exists()
+    if not exists:
+        record(A.IMAGES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})

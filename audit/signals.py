@@ -1,0 +1,47 @@
+"""Authentication and admin events, from Django's own signals."""
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from audit.models import AuditEvent
+from audit.services import record
+
+A = AuditEvent.Action
+
+
+@receiver(user_logged_in)
+def on_login(sender, request, user, **kwargs):
+    record(A.LOGIN, request=request, user=user)
+
+
+@receiver(user_logged_out)
+def on_logout(sender, request, user, **kwargs):
+    if user is not None:
+        record(A.LOGOUT, request=request, user=user)
+
+
+@receiver(user_login_failed)
+def on_login_failed(sender, credentials, request=None, **kwargs):
+    record(
+        A.LOGIN_FAILED,
+        request=request,
+        user=None,
+        username=str(credentials.get("username", ""))[:150],
+        outcome=AuditEvent.Outcome.FAILURE,
+    )
+
+
+@receiver(post_save, sender=LogEntry)
+def on_admin_change(sender, instance, created, **kwargs):
+    if not created:
+        return
+    flag = {1: "added", 2: "changed", 3: "deleted"}.get(instance.action_flag, "changed")
+    record(
+        A.ADMIN_CHANGE,
+        user=instance.user,
+        object_type=instance.content_type.model if instance.content_type else "",
+        object_id=str(instance.object_id or "")[:64],
+        detail={"action": flag},
+    )

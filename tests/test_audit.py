@@ -1,0 +1,121 @@
+"""The audit trail: which actions write which events, and that nobody can change them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from audit.models import AppendOnlyError, AuditEvent
+from tests.conftest import PASSWORD, api_client_for, ingest_zip, shared_path, zip_folder
+
+A = AuditEvent.Action
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def events(**filters):
+    return list(AuditEvent.objects.filter(**filters).order_by("id"))
+
+
+def test_login_logout_and_failed_login_are_recorded(client, user):
+    client.post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    client.post("/accounts/logout/")
+    recorded = [(e.action, e.event_code, e.outcome, e.username) for e in events()]
+    assert recorded == [
+        (A.LOGIN_FAILED, "110114", "failure", "alice"),
+        (A.LOGIN, "110114", "success", "alice"),
+        (A.LOGOUT, "110114", "success", "alice"),
+    ]
+    assert all(e.ip == "127.0.0.1" for e in events())
+
+
+@pytest.fixture
+def study_upload(user, tmp_path, eager_celery):
+    return ingest_zip(user, zip_folder(shared_path("mr-transfer-syntaxes-dcmqats"), tmp_path / "ts.zip"))
+
+
+def test_ingest_end_is_recorded_as_an_import(study_upload):
+    (event,) = events(action=A.INGEST_FINISHED)
+    assert event.event_code == "110107" and event.object_type == "upload"
+    assert event.object_id == str(study_upload.pk) and event.username == "alice"
+
+
+def test_study_list_search_and_views_are_recorded_without_patient_names(user, study_upload):
+    api = api_client_for(user)
+    study = study_upload.studies.get()
+    series = study.series.get()
+    api.get("/api/studies/")
+    api.get("/api/studies/", {"search": study.patient.name or "Doe"})
+    api.get(f"/api/studies/{study.pk}/")
+    api.get(f"/api/series/{series.pk}/")
+    viewed = [e.action for e in events(user=user) if e.action != A.INGEST_FINISHED]
+    assert viewed == [A.STUDY_LIST, A.STUDY_SEARCH, A.STUDY_VIEW, A.SERIES_VIEW]
+    search = events(action=A.STUDY_SEARCH)[0]
+    assert search.event_code == "110112" and search.detail["filters"] == ["search"]
+    view = events(action=A.STUDY_VIEW)[0]
+    assert view.event_code == "110103" and view.object_uid == study.study_instance_uid
+    dump = " ".join(str(e.detail) + e.object_uid + e.object_id for e in events())
+    if study.patient.name:
+        assert study.patient.name not in dump
+
+
+def test_image_fetches_are_aggregated_per_series(user, study_upload):
+    api = api_client_for(user)
+    series = study_upload.series.get()
+    for index in range(series.planes["stack"]["count"]):
+        assert api.get(f"/api/series/{series.pk}/planes/stack/{index}.png").status_code == 200
+    for _ in range(3):
+        api.get(f"/api/series/{series.pk}/thumbnail.png")
+    (event,) = events(action=A.IMAGES_VIEW)
+    assert event.object_type == "series" and event.object_id == str(series.pk)
+
+
+def test_events_cannot_be_changed_or_deleted(user):
+    event = AuditEvent.objects.create(
+        user=user, username="alice", action=A.LOGIN, event_code="110114", event_action="E"
+    )
+    event.detail = {"tampered": True}
+    with pytest.raises(AppendOnlyError):
+        event.save()
+    with pytest.raises(AppendOnlyError):
+        event.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.filter(pk=event.pk).update(username="mallory")
+    with pytest.raises(AppendOnlyError):
+        AuditEvent.objects.all().delete()
+    assert AuditEvent.objects.get(pk=event.pk).username == "alice"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="database trigger exists on PostgreSQL only")
+def test_database_refuses_raw_updates_and_deletes(user):
+    event = AuditEvent.objects.create(
+        user=user, username="alice", action=A.LOGIN, event_code="110114", event_action="E"
+    )
+    for sql in (
+        "UPDATE audit_auditevent SET username = 'x' WHERE id = %s",
+        "DELETE FROM audit_auditevent WHERE id = %s",
+    ):
+        with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [event.pk])
+    assert AuditEvent.objects.filter(pk=event.pk, username="alice").exists()
+
+
+def test_prune_removes_only_events_past_retention(user):
+    old = AuditEvent.objects.create(
+        username="a", action=A.LOGIN, event_code="110114", event_action="E", time=timezone.now() - timedelta(days=400)
+    )
+    recent = AuditEvent.objects.create(username="a", action=A.LOGIN, event_code="110114", event_action="E")
+    call_command("prune_audit", days=365)
+    assert not AuditEvent.objects.filter(pk=old.pk).exists()
+    assert AuditEvent.objects.filter(pk=recent.pk).exists()
+
+
+def test_deleting_a_user_keeps_their_events_and_username(client, user):
+    client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    user.delete()
+    (event,) = events(action=A.LOGIN)
+    assert event.username == "alice"

@@ -1,0 +1,82 @@
+"""Who may see a study: owner, shared users and groups, staff; everyone else gets 404."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+
+from studies import selectors
+from studies.models import Study, StudyShare
+from tests.conftest import api_client_for, ingest_zip, shared_path, zip_folder
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def study(user, tmp_path, eager_celery) -> Study:
+    ingest_zip(user, zip_folder(shared_path("mr-transfer-syntaxes-dcmqats"), tmp_path / "ts.zip"))
+    return Study.objects.get(owner=user)
+
+
+@pytest.fixture
+def people(django_user_model):
+    make = django_user_model.objects.create_user
+    return {
+        "shared": make("carol", password="x"),
+        "member": make("dave", password="x"),
+        "stranger": make("erin", password="x"),
+        "staff": make("frank", password="x", is_staff=True),
+    }
+
+
+def urls(study: Study) -> list[str]:
+    series = study.series.get()
+    return [
+        f"/api/studies/{study.pk}/",
+        f"/api/series/{series.pk}/",
+        f"/api/series/{series.pk}/planes/stack/0.png",
+        f"/api/series/{series.pk}/thumbnail.png",
+    ]
+
+
+def test_access_matrix(study, user, people):
+    group = Group.objects.create(name="radiology")
+    people["member"].groups.add(group)
+    StudyShare.objects.create(study=study, user=people["shared"], created_by=user)
+    StudyShare.objects.create(study=study, group=group, created_by=user)
+    expected = {"owner": 200, "shared": 200, "member": 200, "staff": 200, "stranger": 404}
+    for who, status in expected.items():
+        client = api_client_for(user if who == "owner" else people[who])
+        for url in urls(study):
+            assert client.get(url).status_code == status, (who, url)
+        assert client.get("/api/studies/").json()["count"] == (1 if status == 200 else 0), who
+
+
+def test_revoking_a_share_hides_the_study_again(study, user, people):
+    share = StudyShare.objects.create(study=study, user=people["shared"], created_by=user)
+    client = api_client_for(people["shared"])
+    assert client.get(urls(study)[0]).status_code == 200
+    share.delete()
+    for url in urls(study):
+        assert client.get(url).status_code == 404, url
+
+
+def test_only_owner_and_staff_may_edit(study, user, people):
+    StudyShare.objects.create(study=study, user=people["shared"], created_by=user)
+    assert selectors.can_edit_study(user, study)
+    assert selectors.can_edit_study(people["staff"], study)
+    assert not selectors.can_edit_study(people["shared"], study)
+    assert not selectors.can_edit_study(people["stranger"], study)
+
+
+def test_inactive_users_see_nothing(study, user):
+    user.is_active = False
+    user.save()
+    assert not selectors.studies_visible_to(user).exists()
+
+
+def test_a_share_names_a_user_or_a_group_not_both(study, user, people):
+    from django.db import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        StudyShare.objects.create(study=study, user=people["shared"], group=Group.objects.create(name="g"))
