@@ -6,4 +6,10 @@ app_name = "viewer"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("upload/", views.upload, name="upload"),
+    path("studies/<int:pk>/", views.study_detail, name="study"),
+    path("studies/<int:pk>/status/", views.study_status, name="study-status"),
+    path("series/<int:pk>/", views.series_viewer, name="series"),
+    path("series/<int:pk>/status/", views.series_status, name="series-status"),
+    path("series/<int:pk>/tags/", views.image_tags, name="image-tags"),
 ]

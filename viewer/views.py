@@ -1,10 +1,133 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""The pages: study list, upload, study, viewer; and the small JSON answers the viewer polls.
 
-from studies import selectors
+Every view requires login and takes its objects from ``studies.selectors``, so another user's
+ids answer 404. Search values travel in POST bodies and the session, never in URLs or logs.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from audit.models import AuditEvent
+from audit.services import record, record_images_view
+from studies import selectors, storage
+from viewer import study_list
+from viewer.dicom_tags import read_header_rows, source_frame
+from viewer.forms import StudyFilterForm, filters_from_session
+from viewer.presenters import series_config, series_status_json, upload_rows
+
+FILTERS_KEY = "study_filters"
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def home(request):
-    studies = selectors.studies_visible_to(request.user).select_related("patient").order_by("-created_at")[:50]
-    return render(request, "viewer/home.html", {"studies": studies})
+    sort = study_list.parse_sort(request.GET.get("sort"))
+    if request.method == "POST":
+        form = StudyFilterForm(request.POST)
+        if "clear" in request.POST or not form.is_valid():
+            request.session.pop(FILTERS_KEY, None)
+        else:
+            request.session[FILTERS_KEY] = form.to_session()
+        return redirect(f"{reverse('viewer:home')}?sort={sort}")
+    filters = filters_from_session(request.session.get(FILTERS_KEY))
+    page_size = study_list.parse_page_size(request.GET.get("per"))
+    paginator = Paginator(study_list.study_rows(request.user, filters, sort), page_size)
+    page = paginator.get_page(request.GET.get("page"))
+    names = sorted(name for name in study_list.FILTER_NAMES if filters.get(name))
+    action = AuditEvent.Action.STUDY_SEARCH if names else AuditEvent.Action.STUDY_LIST
+    record(action, request=request, detail={"filters": names, "results": paginator.count})
+    context = {
+        "nav": "studies",
+        "page": page,
+        "page_range": paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+        "form": StudyFilterForm(initial=filters),
+        "filters": filters,
+        "modalities": study_list.modality_choices(request.user),
+        "sort": sort,
+        "page_size": page_size,
+        "page_sizes": study_list.PAGE_SIZES,
+    }
+    return render(request, "viewer/home.html", context)
+
+
+@login_required
+@require_GET
+def upload(request):
+    uploads = selectors.uploads_visible_to(request.user).filter(owner=request.user).prefetch_related("studies")
+    return render(request, "viewer/upload.html", {"nav": "upload", "uploads": upload_rows(uploads[:20])})
+
+
+@login_required
+@require_GET
+def study_detail(request, pk: int):
+    study = get_object_or_404(selectors.studies_visible_to(request.user).select_related("patient"), pk=pk)
+    series = list(study.series.all())
+    record(AuditEvent.Action.STUDY_VIEW, request=request, obj=study)
+    context = {"nav": "studies", "study": study, "patient": study.patient, "series_list": series}
+    return render(request, "viewer/study.html", context)
+
+
+@login_required
+@require_GET
+def study_status(request, pk: int):
+    study = get_object_or_404(selectors.studies_visible_to(request.user), pk=pk)
+    return JsonResponse({"series": [series_status_json(series) for series in study.series.all()]})
+
+
+@login_required
+@require_GET
+def series_viewer(request, pk: int):
+    queryset = selectors.series_visible_to(request.user).select_related("study__patient")
+    series = get_object_or_404(queryset, pk=pk)
+    record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
+    context = {
+        "series": series,
+        "study": series.study,
+        "patient": series.study.patient,
+        "siblings": list(series.study.series.all()),
+        "config": series_config(series),
+    }
+    template = "viewer/viewer.html" if series.planes else "viewer/processing.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def series_status(request, pk: int):
+    series = get_object_or_404(selectors.series_visible_to(request.user), pk=pk)
+    return JsonResponse(series_status_json(series))
+
+
+@login_required
+@require_GET
+def image_tags(request, pk: int):
+    """The header of the stored file behind one image (no pixel data), for the tag browser."""
+    series = get_object_or_404(selectors.series_visible_to(request.user), pk=pk)
+    try:
+        plane, index = request.GET["plane"], int(request.GET["index"])
+        point = [float(request.GET[key]) if request.GET.get(key) else None for key in ("row", "col")]
+        source = source_frame(series.layout or {}, series.planes or {}, plane, index, *point)
+    except (KeyError, ValueError):
+        return JsonResponse({"detail": "Give plane and index of an image of this series."}, status=400)
+    except IndexError:
+        return JsonResponse({"detail": "That image does not exist in this plane."}, status=404)
+    instances = selectors.instances_visible_to(request.user).filter(series=series)
+    instance = get_object_or_404(instances, pk=source.instance_pk)
+    rows, truncated = read_header_rows(storage.absolute(instance.file), frame=source.frame)
+    record_images_view(request, series)
+    return JsonResponse(
+        {
+            "instance": {"id": instance.pk, "number": instance.instance_number, "frames": instance.number_of_frames},
+            "frame": source.frame,
+            "reconstruction": source.reconstruction,
+            "distance_mm": source.distance_mm,
+            "tags": rows,
+            "truncated": truncated,
+        }
+    )

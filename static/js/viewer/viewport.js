@@ -1,0 +1,442 @@
+// One image viewport: a plane of the series, its slider, overlays, zoom/pan and gestures.
+//
+// The image on screen stays until the next one is decoded, so scrolling and windowing never
+// flash. While the window is being dragged, an SVG filter stretches the image on screen to the
+// new window at once; the properly rendered image replaces it when it arrives.
+
+import { edgeLetters, slicePosition } from "./geometry.js";
+
+let serial = 0;
+const CLICK_PX = 5;
+
+function el(tag, className, parent) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (parent) parent.append(node);
+  return node;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+export class Viewport {
+  constructor(viewer, { plane, info, title = "", color = "#3b82f6", letters = null }) {
+    this.viewer = viewer;
+    this.plane = plane;
+    this.info = info;
+    this.count = info.count;
+    this.id = `vp${++serial}`;
+    this.index = 0;
+    this.size = { w: info.width || 1, h: info.height || 1 };
+    this.view = { scale: 1, x: 0, y: 0, fitted: true };
+    this.displayed = null;
+    this.wanted = null;
+    this.seq = 0;
+    this.direction = 1;
+    this.pointers = new Map();
+    this.wheelRest = 0;
+    this._build(title, color, letters);
+    this._bind();
+  }
+
+  // ---- DOM -------------------------------------------------------------------------------
+  _build(title, color, letters) {
+    const root = el("div", "vp");
+    root.dataset.plane = this.plane;
+    root.style.setProperty("--vp-color", color);
+    this.root = root;
+    const canvas = el("div", "vp-canvas", root);
+    canvas.tabIndex = -1;
+    canvas.setAttribute("aria-label", `${title || this.plane} image`);
+    this.canvas = canvas;
+    this.stage = el("div", "vp-stage", canvas);
+    this.img = el("img", "", this.stage);
+    this.img.alt = "";
+    this.img.draggable = false;
+    this.svg = document.createElementNS(SVG, "svg");
+    this.svg.setAttribute("preserveAspectRatio", "none");
+    this.stage.append(this.svg);
+    // window preview filter
+    const defs = document.createElementNS(SVG, "svg");
+    defs.setAttribute("width", "0");
+    defs.setAttribute("height", "0");
+    defs.style.position = "absolute";
+    defs.innerHTML = `<filter id="wl-${this.id}" color-interpolation-filters="sRGB"><feComponentTransfer>
+      <feFuncR type="linear"/><feFuncG type="linear"/><feFuncB type="linear"/></feComponentTransfer></filter>`;
+    canvas.append(defs);
+    this.funcs = [...defs.querySelectorAll("feFuncR, feFuncG, feFuncB")];
+    this.ov = {};
+    for (const corner of ["tl", "tr", "bl", "br"]) this.ov[corner] = el("div", `vp-ov ${corner}`, canvas);
+    this.letters = {};
+    for (const edge of ["top", "bottom", "left", "right"]) this.letters[edge] = el("div", `vp-letter ${edge}`, canvas);
+    if (letters) this.setLetters(letters);
+    el("div", "vp-busy", canvas);
+    this.message = el("div", "vp-message", canvas);
+    this.message.setAttribute("role", "status");
+    const cache = el("div", "vp-cache", root);
+    this.cacheBar = el("div", "", cache);
+    const nav = el("div", "vp-nav", root);
+    if (title) el("span", "vp-title", nav).textContent = title;
+    const prev = el("button", "", nav);
+    prev.type = "button";
+    prev.textContent = "‹";
+    prev.title = "Previous image";
+    prev.setAttribute("aria-label", "Previous image");
+    this.slider = el("input", "", nav);
+    this.slider.type = "range";
+    this.slider.min = "0";
+    this.slider.max = String(Math.max(0, this.count - 1));
+    this.slider.step = "1";
+    this.slider.setAttribute("aria-label", `${title || "Image"} number`);
+    const next = el("button", "", nav);
+    next.type = "button";
+    next.textContent = "›";
+    next.title = "Next image";
+    next.setAttribute("aria-label", "Next image");
+    this.counter = el("output", "", nav);
+    prev.addEventListener("click", () => this.step(-1));
+    next.addEventListener("click", () => this.step(1));
+    this.slider.addEventListener("input", () => this.setIndex(Number(this.slider.value), "slider"));
+    this.slider.addEventListener("focus", () => this.viewer.activate(this));
+  }
+
+  mount(parent) {
+    parent.append(this.root);
+    this.resizeObserver = new ResizeObserver(() => (this.view.fitted ? this.fit() : this._apply()));
+    this.resizeObserver.observe(this.canvas);
+    this.fit();
+  }
+
+  destroy() {
+    this.resizeObserver?.disconnect();
+    this.viewer.loader.pin(null, this.displayed?.objectUrl);
+    this.root.remove();
+  }
+
+  setLetters(letters) {
+    for (const edge of Object.keys(this.letters)) this.letters[edge].textContent = letters ? letters[edge] : "";
+  }
+
+  setActive(active) {
+    this.root.classList.toggle("active", active);
+  }
+
+  setTool(tool) {
+    this.root.classList.remove("tool-scroll", "tool-window", "tool-zoom", "tool-pan");
+    this.root.classList.add(`tool-${tool}`);
+  }
+
+  // ---- navigation ------------------------------------------------------------------------
+  step(delta) {
+    this.setIndex(this.index + delta, "step");
+  }
+
+  setIndex(index, source = "api") {
+    const clamped = Math.min(this.count - 1, Math.max(0, Math.round(index)));
+    if (clamped === this.index && this.wanted) return;
+    if (clamped !== this.index) this.direction = clamped > this.index ? 1 : -1;
+    this.index = clamped;
+    this.slider.value = String(clamped);
+    this.request();
+    this.viewer.indexChanged(this, source);
+  }
+
+  /** Ask for the image at the current index and window; neighbours are prefetched. */
+  request() {
+    const url = this.viewer.imageUrl(this.plane, this.index);
+    this.wanted = url;
+    const seq = ++this.seq;
+    const meta = { url, index: this.index, window: this.viewer.currentWindow(), seq };
+    this.updateOverlay();
+    if (!this.viewer.loader.ready(url)) {
+      clearTimeout(this.busyTimer);
+      this.busyTimer = setTimeout(() => {
+        if (this.wanted === url && this.displayed?.url !== url) this.root.classList.add("loading");
+        if (this.wanted === url && this.viewer.loader.waiting(url)) this.message.textContent = "Preparing images…";
+      }, 200);
+    }
+    this.viewer.loader
+      .get(url, this.id)
+      .then((result) => this._arrived(meta, result))
+      .catch((error) => {
+        if (this.wanted !== url) return;
+        this.root.classList.remove("loading");
+        this.message.textContent = error.message;
+      });
+    this.prefetch();
+  }
+
+  prefetch() {
+    const cine = this.viewer.cinePlaying && this.viewer.active === this;
+    const ahead = cine ? 48 : 24;
+    const behind = cine ? 2 : 8;
+    const wanted = [];
+    const window = this.viewer.currentWindow();
+    for (let d = 1; d <= Math.max(ahead, behind); d++) {
+      if (d <= ahead) {
+        let forward = this.index + d * this.direction;
+        if (cine) forward = ((forward % this.count) + this.count) % this.count;
+        if (forward >= 0 && forward < this.count) wanted.push([this.viewer.imageUrl(this.plane, forward, window), d]);
+      }
+      const backward = this.index - d * this.direction;
+      if (d <= behind && backward >= 0 && backward < this.count) {
+        wanted.push([this.viewer.imageUrl(this.plane, backward, window), d * 3]);
+      }
+    }
+    this.viewer.loader.prefetch(this.id, wanted);
+  }
+
+  _arrived(meta, result) {
+    const current = this.wanted === meta.url;
+    // A late image still helps while scrolling fast: show it if nothing newer is on screen.
+    const newer = meta.seq > (this.displayed?.seq ?? -1) && !this.viewer.loader.ready(this.wanted);
+    if (!current && !newer) return;
+    this._show(meta, result);
+    if (current) {
+      clearTimeout(this.busyTimer);
+      this.root.classList.remove("loading");
+      this.message.textContent = "";
+    }
+  }
+
+  _show(meta, result) {
+    const previous = this.displayed?.objectUrl;
+    this.img.src = result.objectUrl;
+    this.img.dataset.index = String(meta.index);
+    this.img.dataset.src = meta.url;
+    this.viewer.loader.pin(result.objectUrl, previous);
+    this.displayed = { ...meta, objectUrl: result.objectUrl };
+    if (result.width !== this.size.w || result.height !== this.size.h) {
+      this.size = { w: result.width, h: result.height };
+      this.svg.setAttribute("viewBox", `0 0 ${this.size.w} ${this.size.h}`);
+      if (this.view.fitted) this.fit();
+      else this._apply();
+    }
+    this.preview();
+    this.viewer.imageShown(this);
+  }
+
+  // ---- window preview --------------------------------------------------------------------
+  /** Stretch the image on screen from the window it was rendered at to the current one. */
+  preview() {
+    const shown = this.displayed?.window;
+    const wanted = this.viewer.currentWindow();
+    if (!shown || !wanted || (shown.center === wanted.center && shown.width === wanted.width)) {
+      this.img.style.filter = "";
+      return;
+    }
+    const slope = shown.width / wanted.width;
+    let intercept = (shown.center - wanted.center) / wanted.width + 0.5 - slope / 2;
+    if (this.viewer.inverted) intercept = 1 - slope - intercept;
+    for (const func of this.funcs) {
+      func.setAttribute("slope", String(slope));
+      func.setAttribute("intercept", String(intercept));
+    }
+    this.img.style.filter = `url(#wl-${this.id})`;
+  }
+
+  // ---- zoom and pan ----------------------------------------------------------------------
+  fit() {
+    const width = this.canvas.clientWidth;
+    const height = this.canvas.clientHeight;
+    if (!width || !height) return;
+    const scale = Math.min(width / this.size.w, height / this.size.h);
+    this.view = { scale, x: (width - this.size.w * scale) / 2, y: (height - this.size.h * scale) / 2, fitted: true };
+    this._apply();
+  }
+
+  zoomAt(factor, clientX, clientY) {
+    const rect = this.canvas.getBoundingClientRect();
+    const cx = clientX === undefined ? rect.width / 2 : clientX - rect.left;
+    const cy = clientY === undefined ? rect.height / 2 : clientY - rect.top;
+    const scale = Math.min(50, Math.max(0.05, this.view.scale * factor));
+    const ratio = scale / this.view.scale;
+    this.view = { scale, x: cx - (cx - this.view.x) * ratio, y: cy - (cy - this.view.y) * ratio, fitted: false };
+    this._apply();
+  }
+
+  pan(dx, dy) {
+    this.view = { ...this.view, x: this.view.x + dx, y: this.view.y + dy, fitted: false };
+    this._apply();
+  }
+
+  _apply() {
+    const { scale, x, y } = this.view;
+    this.stage.style.width = `${this.size.w}px`;
+    this.stage.style.height = `${this.size.h}px`;
+    this.stage.style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
+    this.svg.setAttribute("viewBox", `0 0 ${this.size.w} ${this.size.h}`);
+    this.updateOverlay();
+  }
+
+  /** Image pixel (row, col) under a client point; pixel centres are whole numbers. */
+  clientToImage(clientX, clientY) {
+    const rect = this.canvas.getBoundingClientRect();
+    return {
+      col: (clientX - rect.left - this.view.x) / this.view.scale - 0.5,
+      row: (clientY - rect.top - this.view.y) / this.view.scale - 0.5,
+    };
+  }
+
+  // ---- overlays --------------------------------------------------------------------------
+  setLines(lines) {
+    this.svg.replaceChildren();
+    for (const line of lines) {
+      const node = document.createElementNS(SVG, "line");
+      for (const key of ["x1", "y1", "x2", "y2"]) node.setAttribute(key, String(line[key]));
+      node.setAttribute("stroke", line.color);
+      node.dataset.plane = line.plane;
+      this.svg.append(node);
+    }
+  }
+
+  updateOverlay() {
+    const viewer = this.viewer;
+    const o = viewer.overlay;
+    const lines = (...items) => items.filter(Boolean).join("<br>");
+    const esc = (text) => String(text ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+    this.ov.tl.innerHTML = lines(o.patientName && `<b>${esc(o.patientName)}</b>`, o.patientId && esc(o.patientId), o.studyDate && esc(o.studyDate));
+    this.ov.tr.innerHTML = lines(esc(o.seriesLabel), `${esc(o.modality)} · ${esc(viewer.planeLabel(this.plane))}`);
+    const position = this.info.step_dir ? slicePosition(this.info, this.index) : null;
+    this.ov.bl.innerHTML = lines(
+      `<b data-role="image-number">Im ${this.index + 1} / ${this.count}</b>`,
+      position && `${position.axis} ${position.mm.toFixed(1)} mm`,
+      this.info.step_mm && `step ${this.info.step_mm.toFixed(2)} mm`,
+    );
+    const window = viewer.currentWindow();
+    this.ov.br.innerHTML = lines(
+      window ? `W ${formatNumber(window.width)} L ${formatNumber(window.center)}` : viewer.isColor ? "colour" : "",
+      `${Math.round(this.view.scale * 100)}%`,
+    );
+    this.counter.textContent = `${this.index + 1} / ${this.count}`;
+  }
+
+  updateCacheBar(share) {
+    this.cacheBar.style.width = `${Math.round(share * 100)}%`;
+  }
+
+  // ---- gestures --------------------------------------------------------------------------
+  _bind() {
+    const canvas = this.canvas;
+    canvas.addEventListener("contextmenu", (event) => event.preventDefault());
+    canvas.addEventListener("pointerdown", (event) => this._down(event));
+    canvas.addEventListener("pointermove", (event) => this._move(event));
+    canvas.addEventListener("pointerup", (event) => this._up(event));
+    canvas.addEventListener("pointercancel", (event) => this._up(event, true));
+    canvas.addEventListener("dblclick", () => this.fit());
+    canvas.addEventListener("wheel", (event) => this._wheel(event), { passive: false });
+  }
+
+  _mode(event) {
+    if (event.pointerType === "mouse") {
+      if (event.button === 2) return "window";
+      if (event.button === 1 || event.shiftKey) return "pan";
+      if (event.ctrlKey || event.metaKey) return "zoom";
+    }
+    return this.viewer.tool;
+  }
+
+  _down(event) {
+    this.viewer.activate(this);
+    this.canvas.focus({ preventScroll: true });
+    this.canvas.setPointerCapture(event.pointerId);
+    this.pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    if (this.pointers.size === 2) {
+      this.gesture = { mode: "pinch", ...this._pinchState() };
+      return;
+    }
+    if (this.pointers.size > 2) return;
+    this.gesture = {
+      mode: this._mode(event),
+      startX: event.clientX,
+      startY: event.clientY,
+      lastX: event.clientX,
+      lastY: event.clientY,
+      rest: 0,
+      moved: false,
+      button: event.button,
+    };
+    event.preventDefault();
+  }
+
+  _pinchState() {
+    const [a, b] = [...this.pointers.values()];
+    return { distance: Math.hypot(a.x - b.x, a.y - b.y) || 1, midX: (a.x + b.x) / 2, midY: (a.y + b.y) / 2 };
+  }
+
+  _move(event) {
+    if (!this.pointers.has(event.pointerId) || !this.gesture) return;
+    this.pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+    const g = this.gesture;
+    if (g.mode === "pinch") {
+      if (this.pointers.size < 2) return;
+      const now = this._pinchState();
+      this.pan(now.midX - g.midX, now.midY - g.midY);
+      this.zoomAt(now.distance / g.distance, now.midX, now.midY);
+      Object.assign(g, now);
+      return;
+    }
+    const dx = event.clientX - g.lastX;
+    const dy = event.clientY - g.lastY;
+    g.lastX = event.clientX;
+    g.lastY = event.clientY;
+    if (Math.hypot(event.clientX - g.startX, event.clientY - g.startY) > CLICK_PX) g.moved = true;
+    if (!g.moved) return;
+    if (g.mode === "scroll") {
+      const perImage = Math.min(20, Math.max(2, this.canvas.clientHeight / Math.max(this.count, 1)));
+      g.rest += dy;
+      const steps = Math.trunc(g.rest / perImage);
+      if (steps) {
+        g.rest -= steps * perImage;
+        this.step(steps);
+      }
+    } else if (g.mode === "window") {
+      this.viewer.dragWindow(dx, dy);
+    } else if (g.mode === "zoom") {
+      this.zoomAt(Math.exp(-dy * 0.01), g.startX, g.startY);
+    } else if (g.mode === "pan") {
+      this.pan(dx, dy);
+    }
+  }
+
+  _up(event, cancelled = false) {
+    if (!this.pointers.has(event.pointerId)) return;
+    this.pointers.delete(event.pointerId);
+    const g = this.gesture;
+    if (this.pointers.size > 0) {
+      if (g?.mode === "pinch") this.gesture = null; // lifting one finger ends the pinch
+      return;
+    }
+    this.gesture = null;
+    if (!g || cancelled) return;
+    if (g.mode === "window" && g.moved) this.viewer.commitWindow();
+    if (!g.moved && g.mode !== "pinch" && g.button !== 2) {
+      const { row, col } = this.clientToImage(event.clientX, event.clientY);
+      this.viewer.pointAt(this, row, col);
+    }
+  }
+
+  _wheel(event) {
+    event.preventDefault();
+    this.viewer.activate(this);
+    if (event.ctrlKey || event.metaKey) {
+      this.zoomAt(Math.exp(-event.deltaY * 0.002), event.clientX, event.clientY);
+      return;
+    }
+    const delta = event.deltaMode === 0 ? event.deltaY : event.deltaY * 40;
+    if (Math.abs(delta) >= 50) {
+      this.wheelRest = 0;
+      this.step(Math.sign(delta));
+      return;
+    }
+    this.wheelRest += delta; // trackpads send many small deltas
+    if (Math.abs(this.wheelRest) >= 30) {
+      this.step(Math.sign(this.wheelRest));
+      this.wheelRest = 0;
+    }
+  }
+}
+
+export function formatNumber(value) {
+  if (Math.abs(value) >= 100 || Number.isInteger(value)) return String(Math.round(value));
+  return String(Number(value.toFixed(2)));
+}

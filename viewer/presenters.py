@@ -1,0 +1,112 @@
+"""What the pages show, shaped for templates and the viewer's JavaScript."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from studies.api.serializers import SeriesSerializer
+from studies.imaging.planes import STACK
+from studies.models import Series, Upload
+from studies.services.ingest import upload_progress
+
+COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
+# name, centre, width (Hounsfield units)
+CT_PRESETS = [
+    ("Brain", 40, 80),
+    ("Soft tissue", 40, 400),
+    ("Lung", -600, 1500),
+    ("Bone", 480, 2500),
+    ("Liver", 90, 150),
+    ("Mediastinum", 40, 350),
+]
+STAGES = {
+    "queued": "Waiting for a worker",
+    "extracting": "Unpacking the archive",
+    "reading": "Reading DICOM headers",
+    "storing": "Storing images",
+    "rendering": "Preparing images",
+    "done": "Done",
+    "failed": "Failed",
+}
+
+
+def person_name(value: str) -> str:
+    """DICOM PN ``Family^Given^Middle^Prefix^Suffix`` as ``Family, Given Middle``."""
+    first = (value or "").split("=")[0]
+    parts = [part.strip() for part in first.split("^")]
+    family, given = parts[0], " ".join(part for part in parts[1:3] if part)
+    return f"{family}, {given}" if family and given else (family or given)
+
+
+def native_plane(series: Series) -> str:
+    """The plane closest to the acquisition: the one a volume is first shown in."""
+    planes = series.planes or {}
+    if STACK in planes or not planes:
+        return STACK
+    stack_dir = ((series.layout or {}).get("volume") or {}).get("stack_dir")
+    if not stack_dir:
+        return "axial" if "axial" in planes else next(iter(planes))
+
+    def alignment(name):
+        step = planes[name].get("step_dir") or (0, 0, 0)
+        return abs(sum(a * b for a, b in zip(step, stack_dir, strict=True)))
+
+    return max(planes, key=alignment)
+
+
+def series_config(series: Series) -> dict:
+    """Everything the viewer script needs, embedded in the page (no extra request, no extra audit)."""
+    study, patient = series.study, series.study.patient
+    api = reverse("api:series-detail", args=[series.pk])
+    return {
+        "series": SeriesSerializer(series).data,
+        "nativePlane": native_plane(series),
+        "orientation": series.image_orientation,
+        "isColor": series.photometric_interpretation in COLOUR,
+        "inverted": series.photometric_interpretation == "MONOCHROME1",
+        "presets": [{"name": n, "center": c, "width": w} for n, c, w in CT_PRESETS] if series.modality == "CT" else [],
+        "urls": {
+            "api": api,
+            "status": reverse("viewer:series-status", args=[series.pk]),
+            "tags": reverse("viewer:image-tags", args=[series.pk]),
+        },
+        "overlay": {
+            "patientName": person_name(patient.name),
+            "patientId": patient.patient_id,
+            "studyDate": study.study_date.isoformat() if study.study_date else "",
+            "seriesLabel": " ".join(
+                part
+                for part in (f"#{series.series_number}" if series.series_number is not None else "", series.description)
+                if part
+            ),
+            "modality": series.modality,
+        },
+    }
+
+
+def series_status_json(series: Series) -> dict:
+    return {
+        "id": series.pk,
+        "render_status": series.render_status,
+        "render_version": series.render_version,
+        "images_done": series.images_done,
+        "images_total": series.images_total,
+        "has_planes": bool(series.planes),
+        "render_error": series.render_error,
+    }
+
+
+def upload_rows(uploads) -> list[dict]:
+    rows = []
+    for upload in uploads:
+        rows.append(
+            {
+                "upload": upload,
+                "progress": upload_progress(upload) if not upload.is_finished else 100,
+                "stage": STAGES.get(upload.stage, upload.stage),
+                "finished": upload.is_finished,
+                "failed": upload.status == Upload.Status.FAILED,
+                "studies": list(upload.studies.all()),
+            }
+        )
+    return rows
