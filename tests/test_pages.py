@@ -11,40 +11,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, reverse
 
 from audit.models import AuditEvent
-from studies.models import Patient, Series, Study, Upload
+from studies.models import Series, Study, Upload
 from tests.conftest import PASSWORD
+from tests.factories import make_study
 from viewer import urls as viewer_urls
 
 A = AuditEvent.Action
 pytestmark = pytest.mark.django_db
-
-
-def make_study(owner, number: int, *, modalities="CT", series_count=1, **fields) -> Study:
-    patient = Patient.objects.create(
-        owner=owner,
-        patient_id=fields.pop("patient_id", f"PID{number:04d}"),
-        name=fields.pop("name", f"Doe{number}^Jane"),
-    )
-    study = Study.objects.create(
-        owner=owner,
-        patient=patient,
-        study_instance_uid=f"1.2.826.0.1.{owner.pk}.{number}",
-        modalities=modalities,
-        num_series=series_count,
-        **fields,
-    )
-    for position in range(series_count):
-        Series.objects.create(
-            study=study,
-            series_instance_uid=f"{study.study_instance_uid}.{position}",
-            series_number=position + 1,
-            modality=modalities.split("\\")[0],
-            num_frames=10 + position,
-            planes={"stack": {"count": 1, "width": 8, "height": 8}},
-            layout={"kind": "stack", "frames": [[1, 0]]},
-            render_status=Series.Render.DONE,
-        )
-    return study
 
 
 @pytest.fixture

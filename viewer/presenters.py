@@ -43,15 +43,25 @@ def native_plane(series: Series) -> str:
     planes = series.planes or {}
     if STACK in planes or not planes:
         return STACK
-    stack_dir = ((series.layout or {}).get("volume") or {}).get("stack_dir")
-    if not stack_dir:
+    if not _stack_dir(series):
         return "axial" if "axial" in planes else next(iter(planes))
+    return max(planes, key=lambda name: _alignment(series, name))
 
-    def alignment(name):
-        step = planes[name].get("step_dir") or (0, 0, 0)
-        return abs(sum(a * b for a, b in zip(step, stack_dir, strict=True)))
 
-    return max(planes, key=alignment)
+def native_is_exact(series: Series) -> bool:
+    """Is the native plane the acquired slices themselves (not resampled from an oblique volume)?"""
+    plane = native_plane(series)
+    return plane == STACK or _alignment(series, plane) > 0.999
+
+
+def _stack_dir(series: Series):
+    return ((series.layout or {}).get("volume") or {}).get("stack_dir")
+
+
+def _alignment(series: Series, plane: str) -> float:
+    stack_dir = _stack_dir(series) or (0, 0, 0)
+    step = series.planes[plane].get("step_dir") or (0, 0, 0)
+    return abs(sum(a * b for a, b in zip(step, stack_dir, strict=True)))
 
 
 def series_config(series: Series) -> dict:
@@ -61,6 +71,7 @@ def series_config(series: Series) -> dict:
     return {
         "series": SeriesSerializer(series).data,
         "nativePlane": native_plane(series),
+        "nativeExact": native_is_exact(series),
         "orientation": series.image_orientation,
         "isColor": series.photometric_interpretation in COLOUR,
         "inverted": series.photometric_interpretation == "MONOCHROME1",

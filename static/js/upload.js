@@ -41,6 +41,7 @@ function finish(item, cls, stage, detail = "") {
 }
 
 function addFiles(files) {
+  document.getElementById("no-uploads")?.remove();
   for (const file of files) {
     const item = createItem(file);
     if (!isZip(file)) {
@@ -99,6 +100,7 @@ function send(job) {
         `${formatBytes(rate)}/s${left}`,
       );
       item.node.dataset.sent = String(event.loaded);
+      item.node.dataset.progressEvents = String(Number(item.node.dataset.progressEvents || 0) + 1);
     };
     xhr.upload.onload = () => setState(item, "Upload complete, checking the archive…");
     xhr.onload = () => {

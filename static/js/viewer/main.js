@@ -74,7 +74,16 @@ class Viewer {
 
   planeLabel(plane) {
     const label = LABELS[plane] || plane;
-    return this.isVolume && plane !== this.config.nativePlane ? `${label} (reconstruction)` : label;
+    if (!this.isVolume) return label;
+    if (plane !== this.config.nativePlane) return `${label} (reconstruction)`;
+    return this.config.nativeExact ? label : `${label} (resampled)`;
+  }
+
+  /** Milliseconds from asking for an image to seeing it (kept for the last 1000 images). */
+  latency(ms) {
+    const list = this.metrics.latencies || (this.metrics.latencies = []);
+    list.push(Math.round(ms));
+    if (list.length > 1000) list.shift();
   }
 
   imageShown(viewport) {
@@ -180,7 +189,7 @@ class Viewer {
     const select = document.getElementById("preset");
     const options = [];
     if (this.defaultWindow) {
-      options.push(["default", "0 · Default (DICOM)"]);
+      options.push(["default", "0 · Default"]);
     } else {
       options.push(["default", this.isColor ? "Colour image" : "Default"]);
     }

@@ -145,7 +145,7 @@ export class Viewport {
     const url = this.viewer.imageUrl(this.plane, this.index);
     this.wanted = url;
     const seq = ++this.seq;
-    const meta = { url, index: this.index, window: this.viewer.currentWindow(), seq };
+    const meta = { url, index: this.index, window: this.viewer.currentWindow(), seq, asked: performance.now() };
     this.updateOverlay();
     if (!this.viewer.loader.ready(url)) {
       clearTimeout(this.busyTimer);
@@ -192,6 +192,7 @@ export class Viewport {
     if (!current && !newer) return;
     this._show(meta, result);
     if (current) {
+      this.viewer.latency(performance.now() - meta.asked);
       clearTimeout(this.busyTimer);
       this.root.classList.remove("loading");
       this.message.textContent = "";
