@@ -128,9 +128,11 @@ def test_upload_two_studies_and_explore_them_in_the_viewer(page, live_server, us
 
     # -- upload both ZIPs at once; bytes-sent progress, then the ingest to the end
     page.click("text=Upload your first study")
+    page.wait_for_selector("body[data-ready=upload]", state="attached")
     page.set_input_files("#file-input", [str(ct_zip), str(mr_zip)])
-    page.wait_for_selector(".upload-item.processing, .upload-item.done")
+    page.wait_for_selector(".upload-item.processing, .upload-item.done, .upload-item.failed", timeout=60_000)
     shot(page, "03-upload-progress")
+    assert not page.query_selector(".upload-item.failed"), page.inner_text("#upload-list")
     finished = "document.querySelectorAll('.upload-item.done, .upload-item.failed').length === 2"
     page.wait_for_function(finished, timeout=240_000)
     shot(page, "04-upload-done")

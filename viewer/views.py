@@ -29,11 +29,7 @@ FILTERS_KEY = "study_filters"
 def home(request):
     sort = study_list.parse_sort(request.GET.get("sort"))
     if request.method == "POST":
-        form = StudyFilterForm(request.POST)
-        if "clear" in request.POST or not form.is_valid():
-            request.session.pop(FILTERS_KEY, None)
-        else:
-            request.session[FILTERS_KEY] = form.to_session()
+        remember_filters(request)
         return redirect(f"{reverse('viewer:home')}?sort={sort}")
     filters = filters_from_session(request.session.get(FILTERS_KEY))
     page_size = study_list.parse_page_size(request.GET.get("per"))
@@ -54,6 +50,15 @@ def home(request):
         "page_sizes": study_list.PAGE_SIZES,
     }
     return render(request, "viewer/home.html", context)
+
+
+def remember_filters(request) -> None:
+    """Keep the search form's values in the session (Clear, or invalid values, forget them)."""
+    form = StudyFilterForm(request.POST)
+    if "clear" in request.POST or not form.is_valid():
+        request.session.pop(FILTERS_KEY, None)
+    else:
+        request.session[FILTERS_KEY] = form.to_session()
 
 
 @login_required

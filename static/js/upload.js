@@ -284,3 +284,9 @@ window.addEventListener("beforeunload", (event) => {
 });
 
 document.querySelectorAll("tr[data-poll]").forEach(followRow);
+// Files chosen before this script ran (a slow connection) are not lost.
+if (input.files.length) {
+  addFiles([...input.files]);
+  input.value = "";
+}
+document.body.dataset.ready = "upload";
