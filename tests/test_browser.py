@@ -73,14 +73,20 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
+def open_page(browser, **options):
+    """A new browser context and tab that collects JavaScript errors."""
+    context = browser.new_context(**{"viewport": {"width": 1440, "height": 900}, **options})
     context.set_default_timeout(20_000)
+    context.add_init_script(f"window.meanGrey = {MEAN_GREY};")
     tab = context.new_page()
     tab.errors = []
     tab.on("pageerror", lambda error: tab.errors.append(str(error)))
-    tab.add_init_script(f"window.meanGrey = {MEAN_GREY};")
+    return context, tab
+
+
+@pytest.fixture
+def page(browser):
+    context, tab = open_page(browser)
     yield tab
     context.close()
     assert tab.errors == [], "no JavaScript errors on any page"
@@ -341,26 +347,32 @@ def test_series_still_decoding_shows_progress_then_opens_the_viewer(page, live_s
     page.wait_for_selector("#viewports .vp", timeout=15_000)  # reloaded by itself into the viewer
 
 
-def test_viewer_waits_for_images_still_being_decoded(page, live_server, user, tmp_path, eager_celery):
-    """503 + Retry-After while the volume is not decoded yet: the viewer says so and retries."""
-    import shutil
+@pytest.fixture
+def small_ct(user, tmp_path, eager_celery) -> Series:
+    """Eight neighbouring slices of the CT, ingested in this process."""
     import zipfile
 
     import pydicom
 
-    from studies import storage
-    from studies.services import rendering
     from tests.conftest import ingest_zip, make_zip
 
-    source = shared_path(*CT_ZIP)
-    with zipfile.ZipFile(source) as zf:
-        names = sorted(n for n in zf.namelist() if n.endswith(".dcm"))
+    with zipfile.ZipFile(shared_path(*CT_ZIP)) as zf:
+        names = [n for n in zf.namelist() if n.endswith(".dcm")]
         z = {n: float(pydicom.dcmread(zf.open(n), stop_before_pixels=True).ImagePositionPatient[2]) for n in names}
         names.sort(key=z.get)
         ingest_zip(user, make_zip(tmp_path / "ct8.zip", {name: zf.read(name) for name in names[100:108]}))
-    series = Series.objects.get(study__owner=user)
-    derived = storage.derived_dir(series.pk, series.render_version)
-    shutil.rmtree(derived / "axial")  # no image rendered yet ...
+    return Series.objects.get(study__owner=user)
+
+
+def test_viewer_waits_for_images_still_being_decoded(page, live_server, small_ct):
+    """503 + Retry-After while the volume is not decoded yet: the viewer says so and retries."""
+    import shutil
+
+    from studies import storage
+    from studies.services import rendering
+
+    series = small_ct
+    shutil.rmtree(storage.derived_dir(series.pk, series.render_version) / "axial")  # no image rendered yet ...
     volume = storage.volume_path(series.pk, series.render_version)
     hidden = volume.with_suffix(".hidden")
     volume.rename(hidden)  # ... and the voxels not decoded yet: the API answers 503
@@ -372,3 +384,33 @@ def test_viewer_waits_for_images_still_being_decoded(page, live_server, user, tm
     image = wait_for_image(page, "true")
     assert image["index"] == str(series.planes["axial"]["count"] // 2)
     assert page.inner_text(".vp-message") == ""
+
+
+def test_touch_drag_scrolls_and_pinch_zooms(browser, live_server, small_ct):
+    context, page = open_page(browser, viewport={"width": 1024, "height": 768}, has_touch=True, is_mobile=True)
+    try:
+        sign_in(page, live_server, f"/series/{small_ct.pk}/")
+        wait_for_image(page, "true")
+        shot(page, "21-viewer-tablet")
+        touch = context.new_cdp_session(page)
+        box = page.locator(".vp-canvas").first.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+        def gesture(*paths):  # each path: the (x, y) of one finger, step by step
+            def points(step):
+                return [{"x": path[step][0], "y": path[step][1], "id": n} for n, path in enumerate(paths, start=1)]
+
+            touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": points(0)})
+            for step in range(1, len(paths[0])):
+                touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": points(step)})
+            touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+        before = int(page.evaluate("window.dicomViewer.active.index"))
+        gesture([(x, y + 12 * step) for step in range(12)])  # one finger down: later images
+        page.wait_for_function(f"window.dicomViewer.active.index > {before}")
+        scale = page.evaluate("window.dicomViewer.active.view.scale")
+        gesture([(x - 40 - 8 * step, y) for step in range(12)], [(x + 40 + 8 * step, y) for step in range(12)])
+        assert page.evaluate("window.dicomViewer.active.view.scale") > 1.8 * scale  # fingers 80 -> 256 px apart
+        assert page.errors == []
+    finally:
+        context.close()
