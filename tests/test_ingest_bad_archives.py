@@ -19,8 +19,10 @@ def good_dicom() -> bytes:
 
 def assert_nothing_left_behind(upload: Upload):
     assert not storage.work_dir(upload.pk).exists(), "extraction folder removed"
-    assert not storage.upload_dir(upload.pk).exists(), "uploaded ZIP removed once finished"
-    assert upload.file == ""
+    if upload.status == Upload.Status.DONE:
+        assert not storage.upload_dir(upload.pk).exists() and upload.file == "", "ZIP removed once done"
+    else:
+        assert storage.absolute(upload.file).is_file(), "a failed upload keeps its ZIP, to run it again"
 
 
 def assert_failed_cleanly(upload: Upload, fragment: str):
@@ -133,3 +135,35 @@ def test_files_are_recognised_by_content_not_name(user, tmp_path):
     archive = make_zip(tmp_path / "n.zip", {"deep/er/and/deeper/IMAGE_WITHOUT_EXTENSION": good_dicom()})
     upload = ingest_zip(user, archive)
     assert upload.status == Upload.Status.DONE and upload.files_dicom == 1
+
+
+def test_failed_upload_can_run_again_once_the_cause_is_fixed(user, tmp_path, settings):
+    from studies.services.uploads import upload_rerun
+
+    settings.INGEST_MAX_MEMBERS = 1
+    archive = make_zip(tmp_path / "two.zip", {"a.txt": b"x", "1.dcm": good_dicom()})
+    upload = ingest_zip(user, archive)
+    assert upload.status == Upload.Status.FAILED and "at most 1" in upload.error
+    settings.INGEST_MAX_MEMBERS = 100
+    upload_rerun(upload)
+    upload.refresh_from_db()
+    assert upload.status == Upload.Status.DONE and upload.files_dicom == 1 and upload.error == ""
+    assert_nothing_left_behind(upload)
+
+
+def test_done_upload_runs_again_by_rebuilding_its_series(user, tmp_path):
+    from studies.services.uploads import UploadBusy, upload_rerun
+
+    upload = ingest_zip(user, make_zip(tmp_path / "one.zip", {"1.dcm": good_dicom()}))
+    series = Series.objects.get()
+    assert series.render_version == 1
+    upload_rerun(upload)
+    series.refresh_from_db()
+    upload.refresh_from_db()
+    assert series.render_version == 2 and series.render_status == Series.Render.DONE
+    assert upload.status == Upload.Status.DONE
+    assert storage.image_path(series.pk, 2, "stack", 0).exists()
+    Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.PROCESSING)
+    upload.refresh_from_db()
+    with pytest.raises(UploadBusy):
+        upload_rerun(upload)

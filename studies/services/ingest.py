@@ -198,14 +198,7 @@ def _try_series(state: IngestState, new_headers: list[Header]) -> bool:
             _link(upload, series)
         return True
 
-    old_instances = list(series.instances.all()) if series else []
-    old_headers = []
-    for instance in old_instances:
-        header = read_header(storage.absolute(instance.file), instance.sop_instance_uid)
-        if isinstance(header, Header):
-            header.instance_pk = instance.pk
-            old_headers.append(header)
-    all_headers = old_headers + fresh
+    all_headers = (_stored_headers(series) if series else []) + fresh
 
     layout, data, failures = _decode(all_headers)
     while failures:
@@ -233,6 +226,45 @@ def _try_series(state: IngestState, new_headers: list[Header]) -> bool:
     _write_derived(series, version, layout, all_headers, data)
     transaction.on_commit(lambda: rendering.queue_series(series.pk, version, images_total))
     return True
+
+
+def _stored_headers(series: Series) -> list[Header]:
+    """Headers of the series' stored originals (for re-laying it out with new files)."""
+    headers = []
+    for instance in series.instances.all():
+        header = read_header(storage.absolute(instance.file), instance.sop_instance_uid)
+        if isinstance(header, Header):
+            header.instance_pk = instance.pk
+            headers.append(header)
+    return headers
+
+
+def series_rebuild(series_id: int) -> None:
+    """Lay out, decode and render a series again from its stored originals, as a new version."""
+    series = Series.objects.filter(pk=series_id).first()
+    if series is None:
+        return
+    seen_version = series.render_version
+    headers = _stored_headers(series)
+    if not headers:
+        return
+    layout, data, failures = _decode(headers)
+    if failures:
+        headers = [h for i, h in enumerate(headers) if i not in failures]
+        if not headers:
+            Series.objects.filter(pk=series_id).update(
+                render_status=Series.Render.FAILED, render_error="no stored image could be decoded"
+            )
+            return
+        layout, data, _ = _decode(headers)
+    with transaction.atomic():
+        locked = Series.objects.select_for_update().get(pk=series_id)
+        if locked.render_version != seen_version:
+            return  # rebuilt by someone else meanwhile
+        version = seen_version + 1
+        images_total = _update_series(locked, layout, headers, data, version)
+    _write_derived(locked, version, layout, headers, data)
+    transaction.on_commit(lambda: rendering.queue_series(series_id, version, images_total))
 
 
 def _decode(headers: list[Header]):
@@ -457,16 +489,9 @@ def _fail(state: IngestState, message: str) -> None:
             files_skipped=len(state.skipped),
         )
     )
-    _discard_zip(state.upload)
     if changed:
         state.upload.refresh_from_db()
         rendering.audit_ingest_end(state.upload, Upload.Status.FAILED, message)
-
-
-def _discard_zip(upload: Upload) -> None:
-    if upload.file:
-        storage.remove_tree(storage.upload_dir(upload.pk))
-        Upload.objects.filter(pk=upload.pk).update(file="")
 
 
 def upload_progress(upload: Upload) -> int:

@@ -200,10 +200,11 @@ def finish_uploads_if_rendered(*, upload_ids: list[int] | None = None, series_id
             stage=status,
             error=error,
             finished_at=timezone.now(),
-            file="",
+            file="" if status == Upload.Status.DONE else upload.file,
         )
         if changed:
-            storage.remove_tree(storage.upload_dir(upload.pk))
+            if status == Upload.Status.DONE:
+                storage.remove_tree(storage.upload_dir(upload.pk))
             audit_ingest_end(upload, status, error)
 
 
