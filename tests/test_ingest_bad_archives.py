@@ -19,8 +19,10 @@ def good_dicom() -> bytes:
 
 def assert_nothing_left_behind(upload: Upload):
     assert not storage.work_dir(upload.pk).exists(), "extraction folder removed"
-    assert not storage.upload_dir(upload.pk).exists(), "uploaded ZIP removed once finished"
-    assert upload.file == ""
+    if upload.status == Upload.Status.DONE:
+        assert not storage.upload_dir(upload.pk).exists() and upload.file == "", "ZIP removed once done"
+    else:
+        assert storage.absolute(upload.file).is_file(), "a failed upload keeps its ZIP, to run it again"
 
 
 def assert_failed_cleanly(upload: Upload, fragment: str):
@@ -48,12 +50,27 @@ def test_only_traversal_members_fail_cleanly(user, tmp_path):
     assert_failed_cleanly(ingest_zip(user, archive), "No DICOM images")
 
 
-def test_zip_bomb_fails_cleanly(user, tmp_path, settings):
+def test_zip_bomb_is_never_inflated_when_it_is_not_dicom(user, tmp_path, settings):
     settings.INGEST_MAX_RATIO = 100
     archive = make_zip(tmp_path / "bomb.zip", {"zeros.dcm": b"\0" * (30 * 1024 * 1024)})
     upload = ingest_zip(user, archive)
     assert_failed_cleanly(upload, "No DICOM images")
+    assert upload.skipped == [{"name": "zeros.dcm", "reason": "not a DICOM file"}]
+
+
+def test_zip_bomb_with_a_dicom_header_is_stopped_while_extracting(user, tmp_path, settings):
+    import numpy as np
+
+    from tests.dicomgen import write_image
+
+    settings.INGEST_MAX_RATIO = 100
+    bomb = write_image(tmp_path / "bomb.dcm", np.zeros((4000, 4000), np.uint16))  # 32 MB of zeros
+    upload = ingest_zip(user, make_zip(tmp_path / "bomb.zip", {"bomb.dcm": bomb, "ok.dcm": good_dicom()}))
+    assert upload.status == Upload.Status.DONE and upload.files_dicom == 1
+    assert [item["name"] for item in upload.skipped] == ["bomb.dcm"]
     assert "zip bomb" in upload.skipped[0]["reason"]
+    assert Instance.objects.count() == 1
+    assert sum(1 for _ in (storage.media_root() / "originals").rglob("*.dcm")) == 1
 
 
 def test_archive_larger_than_the_total_limit_fails_with_the_limit(user, tmp_path, settings):
@@ -133,3 +150,35 @@ def test_files_are_recognised_by_content_not_name(user, tmp_path):
     archive = make_zip(tmp_path / "n.zip", {"deep/er/and/deeper/IMAGE_WITHOUT_EXTENSION": good_dicom()})
     upload = ingest_zip(user, archive)
     assert upload.status == Upload.Status.DONE and upload.files_dicom == 1
+
+
+def test_failed_upload_can_run_again_once_the_cause_is_fixed(user, tmp_path, settings):
+    from studies.services.uploads import upload_rerun
+
+    settings.INGEST_MAX_MEMBERS = 1
+    archive = make_zip(tmp_path / "two.zip", {"a.txt": b"x", "1.dcm": good_dicom()})
+    upload = ingest_zip(user, archive)
+    assert upload.status == Upload.Status.FAILED and "at most 1" in upload.error
+    settings.INGEST_MAX_MEMBERS = 100
+    upload_rerun(upload)
+    upload.refresh_from_db()
+    assert upload.status == Upload.Status.DONE and upload.files_dicom == 1 and upload.error == ""
+    assert_nothing_left_behind(upload)
+
+
+def test_done_upload_runs_again_by_rebuilding_its_series(user, tmp_path):
+    from studies.services.uploads import UploadBusy, upload_rerun
+
+    upload = ingest_zip(user, make_zip(tmp_path / "one.zip", {"1.dcm": good_dicom()}))
+    series = Series.objects.get()
+    assert series.render_version == 1
+    upload_rerun(upload)
+    series.refresh_from_db()
+    upload.refresh_from_db()
+    assert series.render_version == 2 and series.render_status == Series.Render.DONE
+    assert upload.status == Upload.Status.DONE
+    assert storage.image_path(series.pk, 2, "stack", 0).exists()
+    Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.PROCESSING)
+    upload.refresh_from_db()
+    with pytest.raises(UploadBusy):
+        upload_rerun(upload)

@@ -80,3 +80,42 @@ def queue_ingest(upload_id: int) -> None:
     from studies.tasks import upload_ingest_task
 
     upload_ingest_task.delay(upload_id)
+
+
+class UploadBusy(Exception):
+    """The upload cannot be re-run now; the message says why."""
+
+
+def upload_rerun(upload: Upload) -> None:
+    """Run an upload again: its whole ingest if the ZIP is still kept (a failed upload), else
+    a rebuild of every series it stored, from the stored originals."""
+    from studies.tasks import series_rebuild_task
+
+    if upload.status in (Upload.Status.QUEUED, Upload.Status.PROCESSING):
+        raise UploadBusy("This upload is still being processed.")
+    series_ids = list(upload.series.values_list("pk", flat=True))
+    if upload.file and storage.absolute(upload.file).is_file():
+        from studies.services.series_build import undo_upload
+
+        undo_upload(upload)  # whatever a failed attempt stored goes; the new run stores it again
+        Upload.objects.filter(pk=upload.pk).update(
+            attempts=0,
+            status=Upload.Status.QUEUED,
+            stage="queued",
+            progress=0,
+            error="",
+            files_total=0,
+            files_dicom=0,
+            files_skipped=0,
+            skipped=[],
+            finished_at=None,
+        )
+        transaction.on_commit(lambda: queue_ingest(upload.pk))
+        return
+    if not series_ids:
+        raise UploadBusy("Nothing to re-run: the archive was discarded and none of its images were stored.")
+    Upload.objects.filter(pk=upload.pk).update(
+        status=Upload.Status.PROCESSING, stage="rendering", progress=50, error="", finished_at=None
+    )
+    for series_id in series_ids:
+        transaction.on_commit(lambda series_id=series_id: series_rebuild_task.delay(series_id))
