@@ -81,6 +81,8 @@ def open_page(browser, **options):
     tab = context.new_page()
     tab.errors = []
     tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+    # the Content-Security-Policy reports what it blocks on the console
+    tab.on("console", lambda message: "Content Security Policy" in message.text and tab.errors.append(message.text))
     return context, tab
 
 
@@ -89,7 +91,7 @@ def page(browser):
     context, tab = open_page(browser)
     yield tab
     context.close()
-    assert tab.errors == [], "no JavaScript errors on any page"
+    assert tab.errors == [], "no JavaScript errors or blocked content on any page"
 
 
 def shot(page, name: str) -> None:
@@ -117,6 +119,8 @@ def shown_image(page, viewport: int = 0) -> dict:
 
 
 def wait_for_image(page, predicate: str, viewport: int = 0) -> dict:
+    # Predicates are functions, not expressions: Playwright calls those over the DevTools
+    # protocol, while an expression would be eval()-ed in the page, which our CSP forbids.
     page.wait_for_function(
         f"""() => {{ const img = document.querySelectorAll(".vp-stage img")[{viewport}];
                  return img && img.dataset.src && ({predicate}); }}"""
@@ -139,7 +143,7 @@ def test_upload_two_studies_and_explore_them_in_the_viewer(page, live_server, us
     page.wait_for_selector(".upload-item.processing, .upload-item.done, .upload-item.failed", timeout=60_000)
     shot(page, "03-upload-progress")
     assert not page.query_selector(".upload-item.failed"), page.inner_text("#upload-list")
-    finished = "document.querySelectorAll('.upload-item.done, .upload-item.failed').length === 2"
+    finished = "() => document.querySelectorAll('.upload-item.done, .upload-item.failed').length === 2"
     page.wait_for_function(finished, timeout=240_000)
     shot(page, "04-upload-done")
     items = page.eval_on_selector_all(
@@ -157,7 +161,8 @@ def test_upload_two_studies_and_explore_them_in_the_viewer(page, live_server, us
     # -- the study list, then the CT study
     page.click("nav.mainnav >> text=Studies")
     page.wait_for_selector("table.studies tbody tr >> nth=1")
-    page.wait_for_function("[...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)")
+    thumbnails = "() => [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"
+    page.wait_for_function(thumbnails)
     shot(page, "05-study-list")
     ct_study = Study.objects.get(owner=user, modalities="CT")
     ct_series = ct_study.series.get()
@@ -222,7 +227,7 @@ def test_upload_two_studies_and_explore_them_in_the_viewer(page, live_server, us
     coronal_before = shown_image(page, 1)["index"]
     box = page.locator(".vp-canvas").first.bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.35, box["y"] + box["height"] * 0.6)
-    page.wait_for_function(f"document.querySelectorAll('.vp-stage img')[1].dataset.index !== '{coronal_before}'")
+    page.wait_for_function(f"() => document.querySelectorAll('.vp-stage img')[1].dataset.index !== '{coronal_before}'")
     world = page.evaluate("window.dicomViewer.crosshair")
     for n, plane in enumerate(("coronal", "sagittal"), start=1):
         grid = Plane.from_dict(plane, ct_series.planes[plane])
@@ -238,14 +243,15 @@ def test_upload_two_studies_and_explore_them_in_the_viewer(page, live_server, us
     page.click("#tab-tags")
     page.wait_for_selector("#tag-table tbody tr")
     page.fill("#tag-search", "0028,0030")
-    page.wait_for_function("document.querySelectorAll('#tag-table tbody tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#tag-table tbody tr').length === 1")
     assert "0.78125" in page.inner_text("#tag-table tbody")
     page.fill("#tag-search", "slicethickness")
-    page.wait_for_function("document.querySelector('#tag-table tbody').innerText.includes('Slice Thickness')")
-    page.wait_for_function("document.querySelector('#tag-source').textContent.startsWith('Instance')")  # axial: native
+    page.wait_for_function("() => document.querySelector('#tag-table tbody').innerText.includes('Slice Thickness')")
+    # the axial image is an acquired slice, not a reconstruction
+    page.wait_for_function("() => document.querySelector('#tag-source').textContent.startsWith('Instance')")
     shot(page, "10-viewer-tags")
     page.locator(".vp-canvas").nth(1).click()  # the coronal image: a reconstruction
-    page.wait_for_function("document.querySelector('#tag-source').textContent.includes('reconstruction')")
+    page.wait_for_function("() => document.querySelector('#tag-source').textContent.includes('reconstruction')")
     page.click("#tab-metadata")
     page.wait_for_selector("#image-meta dd")
     shot(page, "11-viewer-metadata")
@@ -378,7 +384,7 @@ def test_viewer_waits_for_images_still_being_decoded(page, live_server, small_ct
     volume.rename(hidden)  # ... and the voxels not decoded yet: the API answers 503
     rendering._SOURCES.clear()
     sign_in(page, live_server, f"/series/{series.pk}/")
-    page.wait_for_function("document.querySelector('.vp-message').textContent.includes('Preparing images')")
+    page.wait_for_function("() => document.querySelector('.vp-message').textContent.includes('Preparing images')")
     shot(page, "20-viewer-waiting-for-images")
     hidden.rename(volume)
     image = wait_for_image(page, "true")
@@ -407,7 +413,7 @@ def test_touch_drag_scrolls_and_pinch_zooms(browser, live_server, small_ct):
 
         before = int(page.evaluate("window.dicomViewer.active.index"))
         gesture([(x, y + 12 * step) for step in range(12)])  # one finger down: later images
-        page.wait_for_function(f"window.dicomViewer.active.index > {before}")
+        page.wait_for_function(f"() => window.dicomViewer.active.index > {before}")
         scale = page.evaluate("window.dicomViewer.active.view.scale")
         gesture([(x - 40 - 8 * step, y) for step in range(12)], [(x + 40 + 8 * step, y) for step in range(12)])
         assert page.evaluate("window.dicomViewer.active.view.scale") > 1.8 * scale  # fingers 80 -> 256 px apart

@@ -34,5 +34,11 @@ document.addEventListener("change", (event) => {
   if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
 });
 
+// "Go back" buttons of the error pages (no inline script: the Content-Security-Policy forbids it).
+for (const button of document.querySelectorAll("[data-back]")) {
+  if (history.length > 1) button.hidden = false;
+  button.addEventListener("click", () => history.back());
+}
+
 watchImages();
 export { watchImages };
