@@ -164,6 +164,12 @@ def test_upload_two_studies_and_explore_them_in_the_viewer(page, live_server, us
     thumbnails = "() => [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"
     page.wait_for_function(thumbnails)
     shot(page, "05-study-list")
+    page.fill("#id_search", "LIDC")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_selector("text=1 study matches your search")
+    assert "LIDC" not in page.url  # search values stay out of URLs (and so out of server logs)
+    assert page.locator("table.studies tbody tr").count() == 1
+    shot(page, "05b-study-search")
     ct_study = Study.objects.get(owner=user, modalities="CT")
     ct_series = ct_study.series.get()
     page.goto(f"{live_server.url}/studies/{ct_study.pk}/")
@@ -194,6 +200,14 @@ def test_upload_two_studies_and_explore_them_in_the_viewer(page, live_server, us
     latencies = page.evaluate("window.dicomViewer.metrics.latencies")
     print(f"CT viewer: image latency while scrolling p50 {statistics.median(latencies)} ms, max {max(latencies)} ms")
     assert statistics.median(latencies) < 250
+
+    # -- cine plays at the chosen rate and stops
+    page.fill("#fps", "20")
+    page.locator(".vp-canvas").first.click()
+    page.keyboard.press("Space")
+    page.wait_for_function("() => Number(document.querySelector('.vp-stage img').dataset.index) >= 80")
+    page.keyboard.press("Space")
+    assert page.inner_text("#cine") == "▶ Play"
 
     # -- a window preset changes the pixels (server-rendered at that window)
     before = shown_image(page)
