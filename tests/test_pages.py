@@ -176,7 +176,7 @@ def test_search_values_stay_out_of_urls_and_the_audit_trail(alice, user):
     response = alice.post(reverse("viewer:home") + "?sort=-date", {"search": "Curie", "modality": "CT"})
     assert response.status_code == 302
     assert "Curie" not in response["Location"] and "CT" not in response["Location"]
-    assert response["Location"].endswith("?sort=-date")
+    assert response["Location"].endswith("?sort=-date&per=25")
     alice.get(response["Location"])
     (event,) = AuditEvent.objects.filter(action=A.STUDY_SEARCH)
     assert event.detail == {"filters": ["modality", "search"], "results": 1}

@@ -28,11 +28,11 @@ FILTERS_KEY = "study_filters"
 @require_http_methods(["GET", "POST"])
 def home(request):
     sort = study_list.parse_sort(request.GET.get("sort"))
+    page_size = study_list.parse_page_size(request.GET.get("per"))
     if request.method == "POST":
         remember_filters(request)
-        return redirect(f"{reverse('viewer:home')}?sort={sort}")
+        return redirect(f"{reverse('viewer:home')}?sort={sort}&per={page_size}")
     filters = filters_from_session(request.session.get(FILTERS_KEY))
-    page_size = study_list.parse_page_size(request.GET.get("per"))
     paginator = Paginator(study_list.study_rows(request.user, filters, sort), page_size)
     page = paginator.get_page(request.GET.get("page"))
     names = sorted(name for name in study_list.FILTER_NAMES if filters.get(name))
