@@ -135,6 +135,23 @@ def test_shares_added_and_removed_on_the_study_page_are_audited(admin_client, mr
     assert removed.detail == {"user_id": other_user.pk}
 
 
+def test_share_list_adds_and_removes_shares_with_a_user_or_a_group_not_both(admin_client, mr_upload, other_user):
+    from django.contrib.auth.models import Group
+
+    study = mr_upload.studies.get()
+    group = Group.objects.create(name="radiology")
+    both = {"study": study.pk, "user": other_user.pk, "group": group.pk}
+    assert admin_client.post("/admin/studies/studyshare/add/", both).status_code == 200  # the form again, with why
+    assert not StudyShare.objects.exists() and not admin_events(A.SHARE_ADD)
+    for target in ({"user": other_user.pk}, {"group": group.pk}):
+        assert admin_client.post("/admin/studies/studyshare/add/", {"study": study.pk, **target}).status_code == 302
+    assert [e.detail for e in admin_events(A.SHARE_ADD)] == [{"user_id": other_user.pk}, {"group_id": group.pk}]
+    shares = list(StudyShare.objects.values_list("pk", flat=True))
+    data = {"action": "delete_selected", "_selected_action": shares, "post": "yes"}
+    assert admin_client.post("/admin/studies/studyshare/", data).status_code == 302
+    assert not StudyShare.objects.exists() and len(admin_events(A.SHARE_REMOVE)) == 2
+
+
 def test_admin_views_of_studies_are_audited_without_search_values(admin_client, mr_upload):
     study = mr_upload.studies.get()
     admin_client.get("/admin/studies/study/", {"q": study.patient.patient_id, "modality": "MR"})
