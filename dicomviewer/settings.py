@@ -161,7 +161,8 @@ INGEST_MAX_MEMBERS = env_int("INGEST_MAX_MEMBERS", 50_000)
 INGEST_MAX_TOTAL_BYTES = env_int("INGEST_MAX_TOTAL_BYTES", 8 * 1024**3)
 INGEST_MAX_MEMBER_BYTES = env_int("INGEST_MAX_MEMBER_BYTES", 2 * 1024**3)
 INGEST_MAX_RATIO = env_int("INGEST_MAX_RATIO", 200)
-INGEST_TIME_LIMIT = env_int("INGEST_TIME_LIMIT", 3600)
+INGEST_TIME_LIMIT = float(env("INGEST_TIME_LIMIT", "3600"))
+FAILED_UPLOAD_RETENTION_DAYS = env_int("FAILED_UPLOAD_RETENTION_DAYS", 7)  # then cleanup_uploads removes the ZIP
 INGEST_THREADS = env_int("INGEST_THREADS", 2)
 
 # --- Auth and API --------------------------------------------------------------------------
