@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils.html import format_html, format_html_join
 
 from studies.admin.base import OWNER_FILTER, ArchiveAdmin, change_link, model_fields
@@ -71,14 +70,12 @@ class UploadAdmin(ArchiveAdmin):
     @admin.action(description="Re-run ingest", permissions=["change"])
     def rerun_ingest(self, request, queryset):
         queued = 0
-        for pk in queryset.values_list("pk", flat=True):
-            with transaction.atomic():
-                upload = Upload.objects.select_for_update().get(pk=pk)
-                try:
-                    upload_rerun(upload)
-                except UploadBusy as exc:
-                    self.message_user(request, f"{upload}: {exc}", messages.WARNING)
-                    continue
+        for upload in queryset.order_by("pk"):
+            try:
+                upload_rerun(upload)  # no transaction around it: it may undo files of a failed attempt
+            except UploadBusy as exc:
+                self.message_user(request, f"{upload}: {exc}", messages.WARNING)
+                continue
             self.log_change(request, upload, "Re-ran its ingest.")
             queued += 1
         if queued:
