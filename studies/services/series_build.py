@@ -76,11 +76,7 @@ def store_series(upload: Upload, new_headers: list[Header], skips: list[dict]) -
 def _try_store(upload: Upload, new_headers: list[Header], skips: list[dict]):
     owner = upload.owner
     first = new_headers[0]
-    series = Series.objects.filter(
-        study__owner=owner,
-        study__study_instance_uid=first.study_instance_uid,
-        series_instance_uid=first.series_instance_uid,
-    ).first()
+    series = _find_series(owner, first)
     seen_version = series.render_version if series else 0
     stored = dict(
         Instance.objects.filter(
@@ -94,6 +90,8 @@ def _try_store(upload: Upload, new_headers: list[Header], skips: list[dict]):
         elif stored[header.sop_instance_uid] != upload.pk:  # else: an earlier attempt of this upload
             skips.append({"name": header.name, "reason": "already stored (the same image was uploaded before)"})
     if not fresh:
+        # Look again: another upload may have stored this series since we first looked.
+        series = _find_series(owner, first)
         if series:
             link(upload, series)
         return None
@@ -112,6 +110,14 @@ def _try_store(upload: Upload, new_headers: list[Header], skips: list[dict]):
         link(upload, series)
     Upload.objects.filter(pk=upload.pk).update(files_dicom=F("files_dicom") + len(fresh))
     return SeriesPlan(series, version, layout, headers, fresh, window)
+
+
+def _find_series(owner, header: Header) -> Series | None:
+    return Series.objects.filter(
+        study__owner=owner,
+        study__study_instance_uid=header.study_instance_uid,
+        series_instance_uid=header.series_instance_uid,
+    ).first()
 
 
 def stored_headers(series: Series) -> list[Header]:
