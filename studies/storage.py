@@ -49,6 +49,10 @@ def original_relpath(series_id: int, sop_instance_uid: str) -> str:
     return f"originals/{series_id}/{digest}.dcm"
 
 
+def series_originals_dir(series_id: int) -> Path:
+    return media_root() / "originals" / str(series_id)
+
+
 def derived_dir(series_id: int, version: int) -> Path:
     return media_root() / "derived" / str(series_id) / f"v{version}"
 

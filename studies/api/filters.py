@@ -1,0 +1,89 @@
+"""Query filters of the list endpoints (django-filter)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.db.models import Q
+from django_filters import rest_framework as filters
+
+from studies.models import Instance, Patient, Series, Study, Upload
+
+MAX_ID = 2**63 - 1
+
+
+class IdField(forms.IntegerField):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", MAX_ID)
+        super().__init__(*args, **kwargs)
+
+
+class IdFilter(filters.NumberFilter):
+    """A primary key: a positive integer that fits the database's 64-bit ids."""
+
+    field_class = IdField
+
+
+def modality_q(field: str, value: str) -> Q:
+    """``value`` is one of the backslash-separated modalities stored in ``field``."""
+    value = value.strip().upper()
+    return (
+        Q(**{field: value})
+        | Q(**{f"{field}__startswith": value + "\\"})
+        | Q(**{f"{field}__endswith": "\\" + value})
+        | Q(**{f"{field}__contains": "\\" + value + "\\"})
+    )
+
+
+class StudyFilter(filters.FilterSet):
+    patient_id = filters.CharFilter(field_name="patient__patient_id", lookup_expr="iexact", help_text="PatientID")
+    modality = filters.CharFilter(method="filter_modality", help_text="One of the study's modalities (e.g. CT)")
+    study_date = filters.DateFromToRangeFilter(help_text="StudyDate range: study_date_after, study_date_before")
+    accession_number = filters.CharFilter(lookup_expr="iexact", help_text="AccessionNumber")
+    description = filters.CharFilter(lookup_expr="icontains", help_text="Part of the StudyDescription")
+    study_instance_uid = filters.CharFilter(help_text="StudyInstanceUID")
+
+    class Meta:
+        model = Study
+        fields = ["patient_id", "modality", "study_date", "accession_number", "description", "study_instance_uid"]
+
+    def filter_modality(self, queryset, name, value):
+        return queryset.filter(modality_q("modalities", value))
+
+
+class PatientFilter(filters.FilterSet):
+    patient_id = filters.CharFilter(lookup_expr="iexact", help_text="PatientID")
+
+    class Meta:
+        model = Patient
+        fields = ["patient_id"]
+
+
+class SeriesFilter(filters.FilterSet):
+    study = IdFilter(field_name="study", help_text="id of the study")
+    modality = filters.CharFilter(lookup_expr="iexact", help_text="Modality")
+    series_instance_uid = filters.CharFilter(help_text="SeriesInstanceUID")
+    description = filters.CharFilter(lookup_expr="icontains", help_text="Part of the SeriesDescription")
+
+    class Meta:
+        model = Series
+        fields = ["study", "modality", "series_instance_uid", "description"]
+
+
+class InstanceFilter(filters.FilterSet):
+    series = IdFilter(field_name="series", help_text="id of the series")
+    study = IdFilter(field_name="series__study", help_text="id of the study")
+    sop_instance_uid = filters.CharFilter(help_text="SOPInstanceUID")
+    sop_class_uid = filters.CharFilter(help_text="SOPClassUID")
+
+    class Meta:
+        model = Instance
+        fields = ["series", "study", "sop_instance_uid", "sop_class_uid"]
+
+
+class UploadFilter(filters.FilterSet):
+    status = filters.ChoiceFilter(choices=Upload.Status.choices)
+
+    class Meta:
+        model = Upload
+        fields = ["status"]
