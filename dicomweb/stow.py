@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pydicom
 from django.conf import settings
-from django.core.files.uploadedfile import UploadedFile
 
 from dicomweb.multipart import MultipartError, split_multipart
 from studies import storage
 from studies.models import Instance, Upload
-from studies.services.uploads import upload_create
+from studies.services.imports import upload_staged
 
 # FailureReason (0008,1197) values, PS3.18 Table 10.5.3-2 / PS3.4 Annex GG
 CANNOT_UNDERSTAND = 0xC000
@@ -198,27 +197,11 @@ def _check(item: Item, content_type: str, data, study_uid: str | None, seen: set
 # --- storing ----------------------------------------------------------------------------------
 
 
-class _StagedZip(UploadedFile):
-    """The staged ZIP handed to ``upload_create``, which moves it into the upload folder."""
-
-    def __init__(self, path: Path):
-        super().__init__(open(path, "rb"), name="stow.zip", content_type="application/zip", size=path.stat().st_size)
-        self._path = path
-
-    def temporary_file_path(self) -> str:
-        return str(self._path)
-
-
 def store(*, owner, items: list[Item], staged: Path | None) -> Outcome:
     outcome = Outcome(items=items)
     if staged is None:
         return outcome
-    uploaded = _StagedZip(staged)
-    try:
-        outcome.upload = upload_create(owner=owner, uploaded=uploaded)
-    finally:
-        uploaded.close()
-        staged.unlink(missing_ok=True)
+    outcome.upload = upload_staged(owner=owner, path=staged, name="stow.zip")
     return outcome
 
 
