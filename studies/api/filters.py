@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.db.models import Q
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema_field
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 
 from studies.models import Instance, Patient, Series, Study, Upload
 
@@ -17,7 +22,13 @@ class IdField(forms.IntegerField):
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(*args, **kwargs)
 
+    def to_python(self, value):
+        if value == "":  # given but empty: not "no filter"
+            raise forms.ValidationError("Enter a whole number.", code="invalid")
+        return super().to_python(value)
 
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(filters.NumberFilter):
     """A primary key: a positive integer that fits the database's 64-bit ids."""
 
@@ -87,3 +98,30 @@ class UploadFilter(filters.FilterSet):
     class Meta:
         model = Upload
         fields = ["status"]
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """``?ordering=field,-other`` over the view's ordering_fields; anything else is a 400 (not ignored)."""
+
+    def get_ordering(self, request, queryset, view):
+        params = request.query_params.get(self.ordering_param)
+        if params is None:
+            return self.get_default_ordering(view)
+        allowed = {name for name, _ in self.get_valid_fields(queryset, view, {"request": request})}
+        terms = [term.strip() for term in params.split(",")]
+        if not all(term.lstrip("-") in allowed for term in terms):
+            raise ValidationError({self.ordering_param: [f"Order by one or more of: {', '.join(sorted(allowed))}."]})
+        return terms
+
+    def get_schema_operation_parameters(self, view):
+        fields = sorted(getattr(view, "ordering_fields", []) or [])
+        names = "|".join(re.escape(name) for name in fields)
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": f"Comma-separated fields to order by, '-' for descending: {', '.join(fields)}.",
+                "schema": {"type": "string", "pattern": f"^-?({names})(,-?({names}))*$"},
+            }
+        ]

@@ -26,8 +26,41 @@ def only_api_paths(endpoints):
     return [endpoint for endpoint in endpoints if endpoint[0].startswith("/api/")]
 
 
+NO_NUL = "^[^\\x00]*$"  # Django refuses NUL characters in form and query values (400)
+
+
+def _refuse_nul(schema: dict) -> None:
+    if schema.get("type") == "string" and not ({"format", "enum", "pattern"} & set(schema)):
+        schema["pattern"] = NO_NUL
+
+
+TIME_PATTERN = "^[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?$"
+
+
+def _plain_times(node) -> None:
+    """DICOM times have no time zone: "10:15:00", which JSON Schema's format "time" refuses."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and node.get("format") == "time":
+            del node["format"]
+            node["pattern"] = TIME_PATTERN
+        for child in node.values():
+            _plain_times(child)
+    elif isinstance(node, list):
+        for child in node:
+            _plain_times(child)
+
+
 def add_error_responses(result, generator, request, public):
     components = result.setdefault("components", {}).setdefault("schemas", {})
+    _plain_times(components)
+    for name, component in components.items():
+        if name.endswith("Request"):
+            for prop in component.get("properties", {}).values():
+                _refuse_nul(prop)
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                _refuse_nul(parameter.get("schema", {}))
     components["Error"] = ERROR_SCHEMA
     reference = {"$ref": "#/components/schemas/Error"}
     for path, operations in result.get("paths", {}).items():

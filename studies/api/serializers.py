@@ -238,7 +238,9 @@ class UploadCreatedSerializer(serializers.Serializer):
 
 class TokenSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(max_length=100, help_text="What the token is for, e.g. 'nightly export'.")
+    name = serializers.CharField(
+        max_length=100, trim_whitespace=False, help_text="What the token is for, e.g. 'nightly export'."
+    )
     prefix = serializers.CharField(read_only=True, help_text="The first characters of the key.")
     created_at = serializers.DateTimeField(read_only=True)
     last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)

@@ -381,7 +381,11 @@ def not_ready(detail: str) -> Response:
     return response
 
 
-VERSION_PARAM = OpenApiParameter("v", int, description="render_version of the series: the answer may be cached a day")
+VERSION_PARAM = OpenApiParameter(
+    "v",
+    {"type": "integer", "minimum": 0, "maximum": 999999999},
+    description="render_version of the series: the answer may be cached a day",
+)
 
 
 class ImageView(APIView):
@@ -394,7 +398,10 @@ class ImageView(APIView):
 
     @staticmethod
     def current(request, series) -> bool:
-        return request.query_params.get("v") == str(series.render_version)
+        version = request.query_params.get("v")
+        if version is not None and not (version.isdigit() and len(version) < 10):
+            raise ValidationError({"v": ["The render_version of the series: a whole number."]})
+        return version == str(series.render_version)
 
 
 class PlaneImageView(ImageView):
