@@ -89,7 +89,14 @@ def frames(path: Path, numbers: list[int], *, keep_compressed: bool, transfer_sy
         sliced = _slice_native(ds, numbers, count, bits)
         if sliced is not None:
             return Frames(sliced, NATIVE)
-    return Frames([_little_endian(pixel_array(ds, index=n - 1)) for n in numbers], NATIVE)
+    planar = int(ds.get("SamplesPerPixel", 1) or 1) > 1 and int(ds.get("PlanarConfiguration", 0) or 0) == 1
+    decoded = []
+    for n in numbers:
+        arr = pixel_array(ds, index=n - 1)
+        if planar and not is_encapsulated(syntax) and arr.ndim == 3:
+            arr = arr.transpose(2, 0, 1)  # keep the layout the metadata states (PlanarConfiguration 1)
+        decoded.append(_little_endian(arr))
+    return Frames(decoded, NATIVE)
 
 
 def _slice_native(ds, numbers: list[int], count: int, bits: int) -> list[bytes] | None:

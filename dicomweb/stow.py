@@ -145,6 +145,21 @@ def read_parts(body: Path, boundary: str, study_uid: str | None) -> tuple[list[I
     seen: set[str] = set()
     fd, zip_name = tempfile.mkstemp(dir=storage.tmp_dir(), prefix="stow-", suffix=".zip")
     os.close(fd)
+    try:
+        accepted = _stage(body, boundary, study_uid, items, seen, zip_name)
+    except BaseException:
+        Path(zip_name).unlink(missing_ok=True)
+        raise
+    if not items:
+        Path(zip_name).unlink(missing_ok=True)
+        raise BadRequest("the multipart body holds no parts")
+    if not accepted:
+        Path(zip_name).unlink(missing_ok=True)
+        return items, None
+    return items, Path(zip_name)
+
+
+def _stage(body: Path, boundary: str, study_uid: str | None, items: list[Item], seen: set[str], zip_name) -> int:
     accepted = 0
     with open(body, "rb") as fp, zipfile.ZipFile(zip_name, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         size = os.fstat(fp.fileno()).st_size
@@ -162,13 +177,7 @@ def read_parts(body: Path, boundary: str, study_uid: str | None) -> tuple[list[I
                     items.append(item)
             except MultipartError as exc:
                 raise BadRequest(f"malformed multipart body: {exc}") from None
-    if not items:
-        Path(zip_name).unlink(missing_ok=True)
-        raise BadRequest("the multipart body holds no parts")
-    if not accepted:
-        Path(zip_name).unlink(missing_ok=True)
-        return items, None
-    return items, Path(zip_name)
+    return accepted
 
 
 def _check(item: Item, content_type: str, data, study_uid: str | None, seen: set[str]) -> None:
