@@ -53,3 +53,17 @@ def uploads_visible_to(user) -> QuerySet[Upload]:
 
 def can_edit_study(user, study: Study) -> bool:
     return studies_editable_by(user).filter(pk=study.pk).exists()
+
+
+def visible_series(user, pk: int) -> Series | None:
+    """The series ``pk`` if ``user`` may see it, else None: the image path's one- or two-query
+    version of ``series_visible_to(user).filter(pk=pk)`` (same rules)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    series = Series.objects.select_related("study").filter(pk=pk).first()
+    if series is None:
+        return None
+    if user.is_staff or series.study.owner_id == user.pk:
+        return series
+    shared = StudyShare.objects.filter(study_id=series.study_id).filter(Q(user=user) | Q(group__in=user.groups.all()))
+    return series if shared.exists() else None

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from studies.services import ingest, rendering
+from studies.services import ingest, rendering, series_build
 
 
 @shared_task(
@@ -28,4 +28,4 @@ def series_render_chunk(series_id: int, version: int, plane: str, start: int, st
     time_limit=settings.INGEST_TIME_LIMIT + 60,
 )
 def series_rebuild_task(series_id: int) -> None:
-    ingest.series_rebuild(series_id)
+    series_build.series_rebuild(series_id)

@@ -50,12 +50,27 @@ def test_only_traversal_members_fail_cleanly(user, tmp_path):
     assert_failed_cleanly(ingest_zip(user, archive), "No DICOM images")
 
 
-def test_zip_bomb_fails_cleanly(user, tmp_path, settings):
+def test_zip_bomb_is_never_inflated_when_it_is_not_dicom(user, tmp_path, settings):
     settings.INGEST_MAX_RATIO = 100
     archive = make_zip(tmp_path / "bomb.zip", {"zeros.dcm": b"\0" * (30 * 1024 * 1024)})
     upload = ingest_zip(user, archive)
     assert_failed_cleanly(upload, "No DICOM images")
+    assert upload.skipped == [{"name": "zeros.dcm", "reason": "not a DICOM file"}]
+
+
+def test_zip_bomb_with_a_dicom_header_is_stopped_while_extracting(user, tmp_path, settings):
+    import numpy as np
+
+    from tests.dicomgen import write_image
+
+    settings.INGEST_MAX_RATIO = 100
+    bomb = write_image(tmp_path / "bomb.dcm", np.zeros((4000, 4000), np.uint16))  # 32 MB of zeros
+    upload = ingest_zip(user, make_zip(tmp_path / "bomb.zip", {"bomb.dcm": bomb, "ok.dcm": good_dicom()}))
+    assert upload.status == Upload.Status.DONE and upload.files_dicom == 1
+    assert [item["name"] for item in upload.skipped] == ["bomb.dcm"]
     assert "zip bomb" in upload.skipped[0]["reason"]
+    assert Instance.objects.count() == 1
+    assert sum(1 for _ in (storage.media_root() / "originals").rglob("*.dcm")) == 1
 
 
 def test_archive_larger_than_the_total_limit_fails_with_the_limit(user, tmp_path, settings):

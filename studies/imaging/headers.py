@@ -8,6 +8,7 @@ element never costs the whole file unless it is an identifier we cannot do witho
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,7 @@ class Header:
     file_size: int = 0
     encoding_note: str = ""  # e.g. "no file meta information; read as Implicit VR Little Endian"
     instance_pk: int | None = None  # set by the caller once the file is stored
+    pixel_offset: int | None = None  # where native little-endian Pixel Data starts in the file
 
     @property
     def is_color(self) -> bool:
@@ -94,9 +96,12 @@ class Header:
 
 
 def looks_like_dicom(path: Path) -> bool:
-    """True when the bytes look like DICOM: the 'DICM' marker, or a bare data set."""
+    """True when the file looks like DICOM: the 'DICM' marker, or a bare data set."""
     with open(path, "rb") as fp:
-        head = fp.read(132)
+        return starts_like_dicom(fp.read(132))
+
+
+def starts_like_dicom(head: bytes) -> bool:
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True
     if len(head) < 8:
@@ -117,13 +122,39 @@ def read_header(path: Path, name: str | None = None) -> Header | Skipped:
         ds = pydicom.dcmread(path, defer_size=1024, force=True)
     except Exception as exc:  # pydicom raises many kinds on damaged files
         return Skipped(name, f"unreadable DICOM ({_brief(exc)})")
+    return _header_or_skip(ds, path, name, path.stat().st_size)
+
+
+NEED_MORE = None  # read_header_prefix: the header goes on past the bytes given
+
+
+def read_header_prefix(head: bytes, name: str, size: int, path: Path) -> Header | Skipped | None:
+    """Read a header from the first bytes of a file of ``size`` bytes that will live at ``path``.
+
+    Answers NEED_MORE (None) when ``head`` stops before the header does: read more and ask again.
+    """
+    if not starts_like_dicom(head[:132]):
+        if head[:4] == b"PK\x03\x04":
+            return Skipped(name, "nested ZIP archive (not extracted; upload it on its own)")
+        return Skipped(name, "not a DICOM file")
+    partial = len(head) < size
     try:
-        return _header_from_dataset(ds, path, name)
+        ds = pydicom.dcmread(io.BytesIO(head), defer_size=1024, force=True)
+    except Exception as exc:
+        return NEED_MORE if partial else Skipped(name, f"unreadable DICOM ({_brief(exc)})")
+    if partial and not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+        return NEED_MORE  # maybe the pixels come later; maybe it is not an image: only all of it can tell
+    return _header_or_skip(ds, Path(path), name, size)
+
+
+def _header_or_skip(ds: Dataset, path: Path, name: str, size: int) -> Header | Skipped:
+    try:
+        return _header_from_dataset(ds, path, name, size)
     except Exception as exc:
         return Skipped(name, f"damaged DICOM header ({_brief(exc)})")
 
 
-def _header_from_dataset(ds: Dataset, path: Path, name: str) -> Header | Skipped:
+def _header_from_dataset(ds: Dataset, path: Path, name: str, size: int) -> Header | Skipped:
     if len(ds) == 0:
         return Skipped(name, "not a DICOM file")
     meta = getattr(ds, "file_meta", None) or Dataset()
@@ -187,13 +218,15 @@ def _header_from_dataset(ds: Dataset, path: Path, name: str) -> Header | Skipped
         has_modality_lut="ModalityLUTSequence" in ds,
         has_voi_lut="VOILUTSequence" in ds,
         image_type="\\".join(_strs(ds, "ImageType")),
-        file_size=path.stat().st_size,
+        file_size=size,
         encoding_note=note,
     )
     header.frames = _frames(ds, header.number_of_frames)
     problem = pixel_problem(ds, header)
     if problem:
         return Skipped(name, problem)
+    if transfer_syntax in NATIVE_LITTLE_ENDIAN and "PixelData" in ds:
+        header.pixel_offset = _pixel_value_offset(ds)
     return header
 
 
@@ -226,9 +259,18 @@ def pixel_problem(ds: Dataset, header: Header) -> str | None:
     return None
 
 
+NATIVE_LITTLE_ENDIAN = (ImplicitVRLittleEndian, ExplicitVRLittleEndian)
+
+
+def _pixel_value_offset(ds: Dataset) -> int | None:
+    element = ds.get_item("PixelData", keep_deferred=True)
+    offset = getattr(element, "value_tell", None) or getattr(element, "file_tell", None)
+    return int(offset) if offset else None
+
+
 def _pixel_bytes(ds: Dataset, file_size: int) -> int | None:
     """Bytes of native Pixel Data in the file: the element's length, or what is left after it."""
-    element = ds.get_item("PixelData")
+    element = ds.get_item("PixelData", keep_deferred=True)
     length = getattr(element, "length", None)  # a raw element still knows its length
     if length is not None:
         if length == 0xFFFFFFFF:

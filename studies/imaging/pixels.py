@@ -35,6 +35,9 @@ def decode(header: Header) -> np.ndarray:
     int16 when the values are whole numbers that fit, else float32.
     Colour: shape (frames, rows, cols, 3), uint8 RGB (YBR converted, palettes applied).
     """
+    if _is_plain_native(header):
+        raw = _read_native(header)
+        return _rescale_int16(raw, header) if _fits_int16(header) else modality_values(None, raw, header)
     try:
         ds = read_dataset(header)
         arr = ds.pixel_array
@@ -47,6 +50,54 @@ def decode(header: Header) -> np.ndarray:
         return _colour(ds, arr, header, frames)
     arr = arr.reshape(frames, header.rows, header.columns)
     return modality_values(ds, arr, header)
+
+
+def _is_plain_native(header: Header) -> bool:
+    """Uncompressed little-endian greyscale that can be read straight from the file."""
+    return (
+        header.pixel_offset is not None
+        and header.samples_per_pixel == 1
+        and header.bits_allocated in (8, 16)
+        and 0 < header.bits_stored <= header.bits_allocated
+        and header.photometric_interpretation in ("MONOCHROME1", "MONOCHROME2")
+        and not header.has_modality_lut
+    )
+
+
+def _fits_int16(header: Header) -> bool:
+    """Whole-number rescale whose every possible result fits int16: one pass, no wide temporaries."""
+    lo = -(1 << (header.bits_stored - 1)) if header.pixel_representation else 0
+    hi = (1 << (header.bits_stored - 1)) - 1 if header.pixel_representation else (1 << header.bits_stored) - 1
+    for frame in header.frames:
+        if frame.slope != 1 or frame.intercept != round(frame.intercept):
+            return False
+        if lo + frame.intercept < INT16.min or hi + frame.intercept > INT16.max:
+            return False
+    return True
+
+
+def _rescale_int16(raw: np.ndarray, header: Header) -> np.ndarray:
+    out = np.empty(raw.shape, dtype=np.int16)
+    for index, frame in enumerate(header.frames):
+        np.add(raw[index], np.int32(frame.intercept), out=out[index], casting="unsafe")
+    return out
+
+
+def _read_native(header: Header) -> np.ndarray:
+    """Frames straight from the file (no full parse): the same values pydicom's decoder gives."""
+    signed = header.pixel_representation == 1
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{header.bits_allocated // 8}")
+    count = header.number_of_frames * header.rows * header.columns
+    arr = np.fromfile(header.path, dtype=dtype, count=count, offset=header.pixel_offset)
+    if arr.size != count:
+        raise DecodeError("pixel data is shorter than Rows x Columns x frames")
+    unused = header.bits_allocated - header.bits_stored
+    if unused:  # bits above BitsStored carry no value (overlays, junk): drop them, keep the sign
+        if signed:
+            arr = (arr << unused) >> unused
+        else:
+            arr = arr & dtype.type((1 << header.bits_stored) - 1)
+    return arr.reshape(header.number_of_frames, header.rows, header.columns)
 
 
 def modality_values(ds, arr: np.ndarray, header: Header) -> np.ndarray:

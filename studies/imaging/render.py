@@ -6,13 +6,21 @@ The order is DICOM's: modality values (rescale already applied) -> VOI (window o
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+try:  # Intel ISA-L's deflate: about 5x faster than zlib level 1 at a similar size
+    from isal import isal_zlib as _deflate
+except ImportError:  # pragma: no cover - a platform without the isal wheel
+    _deflate = zlib
+
 THUMBNAIL_PX = 160
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_FILTER_UP = 2
 
 # int16 value v (viewed as uint16) indexes this table directly: one gather per pixel.
 _INT16_VALUES = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.float64)
@@ -99,13 +107,27 @@ def auto_window(values: np.ndarray) -> Window:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """uint8 (H, W) greyscale or (H, W, 3) RGB to PNG bytes."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(image), PNG_PARAMS)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    return buffer.tobytes()
+    """uint8 (H, W) greyscale or (H, W, 3) RGB to PNG bytes.
+
+    Every row uses PNG's "Up" filter (difference to the row above, computed with numpy) and
+    the image data is deflated at level 1: medical images compress about as well as with
+    libpng's adaptive filters, in a fraction of the time.
+    """
+    height, width = image.shape[:2]
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    rows = np.ascontiguousarray(image, dtype=np.uint8).reshape(height, width * channels)
+    raw = np.empty((height, width * channels + 1), dtype=np.uint8)
+    raw[:, 0] = PNG_FILTER_UP
+    raw[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
+    header = struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)
+    return b"".join(
+        (PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", _deflate.compress(raw, 1)), _chunk(b"IEND", b""))
+    )
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
 
 
 def thumbnail(image: np.ndarray, size: int = THUMBNAIL_PX) -> np.ndarray:

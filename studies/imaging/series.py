@@ -102,6 +102,9 @@ class VolumeImages:
     def display(self, plane: str, index: int, window: Window | None = None) -> np.ndarray:
         window = (window or self.window).clamp()
         values = self.values(plane, index)
+        if self.data.dtype == np.int16 and values.dtype != np.int16:
+            # interpolated whole-number data: back to int16 for the one-gather table window
+            values = np.rint(values).astype(np.int16)
         table = None
         if values.dtype == np.int16:
             table = self._tables.get(window)
@@ -187,3 +190,47 @@ def read_voi_lut(header: Header) -> VoiLut | None:
         return VoiLut(first_mapped, table.astype(np.float64), bits)
     except Exception:
         return None
+
+
+def slices_for_image(volume: Volume, plane: Plane) -> list[int] | None:
+    """The (one or two) volume slices an image of ``plane`` is cut from, or None if it crosses
+    many (the plane is not parallel to the slices). ``plane`` must be one of the volume's."""
+    columns = [volume.row_dir * volume.spacing_col_mm, volume.col_dir * volume.spacing_row_mm, volume.stack_dir]
+    to_voxel = np.linalg.inv(np.column_stack(columns))
+    middle = plane.count // 2
+    corners = [plane.world(middle, r, c) for r in (0, plane.height - 1) for c in (0, plane.width - 1)]
+    along = [float((to_voxel @ (corner - volume.origin))[2]) for corner in corners]
+    tolerance = 1e-3 * max(volume.slice_spacing_mm, 1e-3)
+    if max(along) - min(along) > tolerance:
+        return None
+    k = float(np.interp(along[0], volume.offsets_mm, np.arange(len(volume.offsets_mm))))
+    low = int(np.floor(k + 1e-6))
+    high = min(low + 1, len(volume.offsets_mm) - 1)
+    return [low] if abs(k - low) < 1e-4 or low == high else [low, high]
+
+
+def first_volume_image(headers: list[Header], volume: Volume, plane: Plane, window: Window | None, invert: bool):
+    """Display image ``plane.count // 2`` decoding only the slices it needs, before the rest of
+    the volume is read. Returns (image, window) or None when the image needs the whole volume."""
+    needed = slices_for_image(volume, plane)
+    if needed is None:
+        return None
+    refs = [volume.frames[k] for k in needed]
+    data = np.stack([pixels.decode(headers[ref.instance])[ref.frame] for ref in refs])
+    sub = Volume(
+        frames=refs,
+        rows=volume.rows,
+        columns=volume.columns,
+        row_dir=volume.row_dir,
+        col_dir=volume.col_dir,
+        spacing_row_mm=volume.spacing_row_mm,
+        spacing_col_mm=volume.spacing_col_mm,
+        origin=volume.origin + volume.offsets_mm[needed[0]] * volume.stack_dir,
+        stack_dir=volume.stack_dir,
+        offsets_mm=volume.offsets_mm[needed] - volume.offsets_mm[needed[0]],
+    )
+    window = window or auto_window(data)
+    values = Resampler(sub, data, fill=float(data.min())).image(plane, plane.count // 2)
+    if data.dtype == np.int16 and values.dtype != np.int16:
+        values = np.rint(values).astype(np.int16)
+    return to_display(values, window.clamp(), invert), window

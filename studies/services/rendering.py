@@ -69,16 +69,32 @@ def _build_source(series: Series, headers, frames):
     return StackImages(headers, frames)
 
 
-def _stack_headers(series: Series, frames_json: list) -> tuple[list[Header], list[FrameRef]]:
+class LazyHeaders:
+    """Headers of stored files, read the first time each is needed (a stack of thousands of
+    images must not read thousands of headers to render one)."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self._read: dict[int, Header] = {}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> Header:
+        header = self._read.get(index)
+        if header is None:
+            header = read_header(self.paths[index])
+            if not isinstance(header, Header):
+                raise NotReady()
+            self._read[index] = header
+        return header
+
+
+def _stack_headers(series: Series, frames_json: list) -> tuple[LazyHeaders, list[FrameRef]]:
     pks = list(dict.fromkeys(pk for pk, _ in frames_json))
     files = dict(Instance.objects.filter(series=series, pk__in=pks).values_list("pk", "file"))
-    headers, index_of = [], {}
-    for pk in pks:
-        header = read_header(storage.absolute(files[pk]))
-        if not isinstance(header, Header):
-            raise NotReady()
-        index_of[pk] = len(headers)
-        headers.append(header)
+    index_of = {pk: number for number, pk in enumerate(pks)}
+    headers = LazyHeaders([storage.absolute(files[pk]) for pk in pks])
     return headers, [FrameRef(index_of[pk], frame) for pk, frame in frames_json]
 
 

@@ -1,0 +1,382 @@
+"""The speed benchmark: the running app (web + real worker) against the floor, as JSON.
+
+    make bench                       # SQLite + filesystem broker (embedded defaults)
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/dicomviewer CELERY_BROKER_URL=redis://127.0.0.1:6379/0 make bench
+
+With DATABASE_URL set the benchmark uses its own database (<name>_bench, created afresh).
+It starts `manage.py serve all` on a free port with scratch media, then measures:
+
+- floor: bench/floor.py on the same 500-slice CT (read, stack, LUT window, OpenCV PNG x2 threads)
+- ct500 / ct1000: upload over HTTP -> first (middle axial) image fetchable -> every plane image
+  and the thumbnail rendered; stage timeline; peak worker memory; on-demand renders requested
+  while the series is still rendering
+- serving: precomputed PNGs through the permission-checked view, 16 concurrent clients
+- study_list: /api/studies/ with 10,000 studies, and its query count per page size
+- small: 3000 instances of 64x64 in one ZIP, instances per second
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+OUT = BENCH / "out"
+sys.path.insert(0, str(REPO))
+
+from bench import data, floor  # noqa: E402
+
+PASSWORD = "bench-password-123"
+
+
+def percentiles(values: list[float]) -> dict:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def pick(q):
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+    return {
+        "n": len(values),
+        "p50_ms": pick(0.5),
+        "p90_ms": pick(0.9),
+        "p99_ms": pick(0.99),
+        "max_ms": round(ordered[-1] * 1000, 1),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_environment(scratch: Path) -> dict:
+    env = dict(os.environ)
+    env.update(
+        VAR_DIR=str(scratch / "var"),
+        MEDIA_ROOT=str(scratch / "media"),
+        SECURE_COOKIES="0",
+        SECRET_KEY="bench-" + "k" * 50,
+        CELERY_QUEUE=f"bench-{os.getpid()}",
+        DEBUG="0",
+    )
+    if os.environ.get("DATABASE_URL"):
+        import dj_database_url
+        import psycopg2
+
+        config = dj_database_url.parse(os.environ["DATABASE_URL"])
+        name = f"{config['NAME']}_bench"
+        admin = psycopg2.connect(
+            dbname="postgres",
+            user=config["USER"] or None,
+            password=config["PASSWORD"] or None,
+            host=config["HOST"] or None,
+            port=config["PORT"] or None,
+        )
+        admin.autocommit = True
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        admin.close()
+        env["DATABASE_URL"] = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/" + name
+    os.environ.update(env)
+    return env
+
+
+class App:
+    """`manage.py serve all` in a subprocess, plus a sampler of its worker processes' memory."""
+
+    def __init__(self, env: dict, scratch: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
+        self.log = open(scratch / "app.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "all", "--port", str(self.port)],
+            cwd=REPO,
+            env={**env, "WEB_WORKERS": "2", "WORKER_CONCURRENCY": "2"},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).ok and self.worker_pids():
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        else:
+            raise SystemExit("the app did not start; see bench/out/scratch/app.log")
+        time.sleep(1.0)  # the worker finishes connecting to its broker
+        self.peak_rss = 0
+        self._sampling = True
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def worker_pids(self) -> list[int]:
+        """Celery processes started (directly or not) by our `serve all`."""
+        parents, commands = {}, {}
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                    commands[int(proc.name)] = (proc / "cmdline").read_bytes()
+                except (OSError, IndexError, ValueError):
+                    continue
+
+        def descends(pid):
+            while pid > 1:
+                if pid == self.process.pid:
+                    return True
+                pid = parents.get(pid, 0)
+            return False
+
+        return [pid for pid, cmd in commands.items() if b"celery" in cmd and descends(parents.get(pid, 0))]
+
+    @staticmethod
+    def rss(pid: int) -> int:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def _sample(self):
+        while self._sampling:
+            self.peak_rss = max([self.peak_rss] + [self.rss(pid) for pid in self.worker_pids()])
+            time.sleep(0.05)
+
+    def reset_peak(self):
+        self.peak_rss = 0
+
+    def stop(self):
+        self._sampling = False
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+def session_for(app: App, username: str) -> requests.Session:
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    if not User.objects.filter(username=username).exists():
+        User.objects.create_user(username, password=PASSWORD)
+    token = requests.post(f"{app.url}/api/auth/token/", data={"username": username, "password": PASSWORD}).json()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token['token']}"
+    return session
+
+
+def ingest_run(app: App, session: requests.Session, zip_path: Path, probe_on_demand: bool = True) -> dict:
+    """Upload over HTTP and time what a user waits for."""
+    app.reset_peak()
+    with open(zip_path, "rb") as fp:
+        response = session.post(f"{app.url}/api/uploads/", files={"file": (zip_path.name, fp, "application/zip")})
+    t0 = time.perf_counter()
+    response.raise_for_status()
+    status_url = response.json()["url"]
+    timeline, first_image_s, series, on_demand = [], None, None, []
+    stop = threading.Event()
+
+    def probe(series_info):
+        """Ask for images the workers have probably not reached yet, as a viewer scrolling would."""
+        rng = random.Random(1)
+        planes = [p for p in ("coronal", "sagittal") if p in series_info["planes"]]
+        while not stop.is_set() and planes:
+            plane = rng.choice(planes)
+            index = rng.randrange(series_info["planes"][plane]["count"])
+            started = time.perf_counter()
+            reply = session.get(f"{app.url}/api/series/{series_info['id']}/planes/{plane}/{index}.png")
+            on_demand.append((reply.status_code, time.perf_counter() - started))
+            time.sleep(0.1)
+
+    prober = None
+    while True:
+        body = session.get(status_url).json()
+        now = time.perf_counter() - t0
+        if not timeline or timeline[-1][1] != body["stage"]:
+            timeline.append((round(now, 3), body["stage"], body["progress"]))
+        if series is None and body["studies"]:
+            study = session.get(f"{app.url}/api/studies/{body['studies'][0]}/").json()
+            biggest = max(study["series"], key=lambda s: s["num_instances"])
+            series = session.get(f"{app.url}/api/series/{biggest['id']}/").json()
+        if series is not None and first_image_s is None and series["planes"]:
+            plane = "axial" if "axial" in series["planes"] else "stack"
+            index = series["planes"][plane]["count"] // 2 if plane == "axial" else 0
+            reply = session.get(f"{app.url}/api/series/{series['id']}/planes/{plane}/{index}.png")
+            if reply.status_code == 200:
+                first_image_s = time.perf_counter() - t0
+                if probe_on_demand:
+                    prober = threading.Thread(target=probe, args=(series,), daemon=True)
+                    prober.start()
+        if body["status"] in ("done", "failed"):
+            break
+        time.sleep(0.01 if first_image_s is None else 0.05)
+    done_s = time.perf_counter() - t0
+    stop.set()
+    if prober:
+        prober.join()
+    series = session.get(f"{app.url}/api/series/{series['id']}/").json()
+    ok = [seconds for code, seconds in on_demand if code == 200]
+    return {
+        "status": body["status"],
+        "error": body["error"],
+        "instances": body["files_dicom"],
+        "images": series["images_total"],
+        "first_image_s": round(first_image_s, 3) if first_image_s else None,
+        "all_images_s": round(done_s, 3),
+        "images_per_s": round(series["images_total"] / done_s, 1),
+        "instances_per_s": round(body["files_dicom"] / done_s, 1),
+        "timeline": timeline,
+        "peak_worker_rss_mb": round(app.peak_rss / 2**20, 1),
+        "on_demand_while_rendering": {**percentiles(ok), "not_ready_503": sum(c == 503 for c, _ in on_demand)},
+        "series_id": series["id"],
+        "planes": {name: info["count"] for name, info in series["planes"].items()},
+    }
+
+
+def serving_run(app: App, session: requests.Session, series_id: int, clients: int = 16, seconds: float = 10) -> dict:
+    info = session.get(f"{app.url}/api/series/{series_id}/").json()
+    urls = [
+        f"{app.url}/api/series/{series_id}/planes/{plane}/{index}.png?v={info['render_version']}"
+        for plane, p in info["planes"].items()
+        for index in range(p["count"])
+    ]
+    token = session.headers["Authorization"]
+    latencies, errors = [], []
+    deadline = time.monotonic() + seconds
+
+    def client(seed):
+        rng = random.Random(seed)
+        local = requests.Session()
+        local.headers["Authorization"] = token
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            reply = local.get(rng.choice(urls))
+            elapsed = time.perf_counter() - started
+            if reply.status_code == 200 and reply.content[:4] == b"\x89PNG":
+                latencies.append(elapsed)
+            else:
+                errors.append(reply.status_code)
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        **percentiles(latencies),
+        "errors": len(errors),
+        "requests_per_s": round(len(latencies) / seconds, 1),
+    }
+
+
+def study_list_run(app: App, studies: int = 10_000) -> dict:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from studies.models import Patient, Study
+
+    User = get_user_model()
+    user = User.objects.create_user("bench-list", password=PASSWORD)
+    patients = Patient.objects.bulk_create(
+        [Patient(owner=user, patient_id=f"P{i:06d}", name=f"Doe^Pat{i}") for i in range(studies // 4)]
+    )
+    Study.objects.bulk_create(
+        [
+            Study(
+                owner=user,
+                patient=patients[i % len(patients)],
+                study_instance_uid=f"2.25.{i}",
+                modalities="CT",
+                description=f"Study {i}",
+                accession_number=f"A{i:07d}",
+            )
+            for i in range(studies)
+        ],
+        batch_size=2000,
+    )
+    session = session_for(app, "bench-list")
+    timings = []
+    for page in range(1, 31):
+        started = time.perf_counter()
+        reply = session.get(f"{app.url}/api/studies/", params={"page": page})
+        timings.append(time.perf_counter() - started)
+        assert reply.status_code == 200, reply.text
+    client = Client()
+    client.force_login(user)
+    queries = {}
+    for size in (10, 50, 100):
+        with CaptureQueriesContext(connection) as captured:
+            client.get("/api/studies/", {"page_size": size}, HTTP_HOST="127.0.0.1")
+        queries[size] = len(captured.captured_queries)
+    return {"studies": studies, **percentiles(timings), "queries_by_page_size": queries}
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    scratch = OUT / "scratch"
+    subprocess.run(["rm", "-rf", str(scratch)], check=True)
+    scratch.mkdir()
+    env = prepare_environment(scratch)
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
+    django.setup()
+
+    ct500 = data.ct_zip(OUT / "ct500.zip", 500)
+    ct1000 = data.ct_zip(OUT / "ct1000.zip", 1000)
+    small = data.small_images_zip(OUT / "small3000.zip", 3000)
+    results = {
+        "database": env.get("DATABASE_URL", "sqlite").split("@")[-1],
+        "broker": (env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or "filesystem").split("@")[-1],
+        "cpus": os.cpu_count(),
+    }
+    results["floor"] = floor.run(ct500, scratch / "floor")
+    subprocess.run(["rm", "-rf", str(scratch / "floor")], check=True)
+
+    app = App(env, scratch)
+    try:
+        session = session_for(app, "bench")
+        results["ct500"] = ingest_run(app, session, ct500)
+        results["ct500"]["floor_ratio"] = round(results["ct500"]["all_images_s"] / results["floor"]["total_s"], 2)
+        int16_mb = 500 * 512 * 512 * 2 / 2**20
+        results["ct500"]["memory_target_mb"] = round(2 * int16_mb + 200, 1)
+        results["serving"] = serving_run(app, session, results["ct500"]["series_id"])
+        results["ct1000"] = ingest_run(app, session, ct1000, probe_on_demand=False)
+        results["ct1000"]["time_ratio_to_500"] = round(
+            results["ct1000"]["all_images_s"] / results["ct500"]["all_images_s"], 2
+        )
+        results["small"] = ingest_run(app, session, small, probe_on_demand=False)
+        results["study_list"] = study_list_run(app)
+    finally:
+        app.stop()
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

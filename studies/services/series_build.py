@@ -1,0 +1,456 @@
+"""Building a series from headers and files: rows, first image, decoded volume, render queue.
+
+An ingest handles each series in three steps so that the first image comes as early as it can:
+
+1. ``store_series``: from headers alone, lay the series out (volume or stack, planes and their
+   sizes), move the new originals into place and write every row in one short transaction.
+   The upload now lists the study and the series lists its planes.
+2. ``write_first_image``: the image a viewer opens first (middle axial, or the first frame),
+   decoded from the one or two files it needs, and the thumbnail.
+3. ``decode_and_queue``: decode the whole series once, store the volume for on-demand
+   rendering, and queue rendering of every plane image across the workers.
+
+A series' derived files belong to its ``render_version``; concurrent ingests into one series are
+detected by that version and retried.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from studies import storage
+from studies.imaging.headers import Header, read_header
+from studies.imaging.planes import plan_planes
+from studies.imaging.render import Window, auto_window, encode_png, thumbnail
+from studies.imaging.series import (
+    StackImages,
+    decode_volume,
+    first_volume_image,
+    is_inverted,
+    slices_for_image,
+    volume_dtype,
+)
+from studies.imaging.volume import Layout, layout_series, volume_to_dict
+from studies.models import Instance, Patient, Series, Study, Upload
+from studies.services import rendering
+
+MAX_RETRIES = 5
+
+
+class SeriesBusy(Exception):
+    """Other ingests kept changing the same series."""
+
+
+@dataclass
+class SeriesPlan:
+    series: Series
+    version: int
+    layout: Layout
+    headers: list[Header]  # every instance of the series, old and new, in layout index order
+    fresh: list[Header] = field(default_factory=list)  # stored by this ingest
+    window: Window | None = None
+    first_image_done: bool = False
+
+
+# --- step 1: rows ---------------------------------------------------------------------------
+
+
+def store_series(upload: Upload, new_headers: list[Header], skips: list[dict]) -> SeriesPlan | None:
+    """Store the new files of one series and its rows; None when nothing new was stored."""
+    for _attempt in range(MAX_RETRIES):
+        local_skips: list[dict] = []
+        plan = _try_store(upload, new_headers, local_skips)
+        if plan is not False:
+            skips.extend(local_skips)
+            return plan
+    raise SeriesBusy("The same series was being changed by other uploads at the same time; try again.")
+
+
+def _try_store(upload: Upload, new_headers: list[Header], skips: list[dict]):
+    owner = upload.owner
+    first = new_headers[0]
+    series = Series.objects.filter(
+        study__owner=owner,
+        study__study_instance_uid=first.study_instance_uid,
+        series_instance_uid=first.series_instance_uid,
+    ).first()
+    seen_version = series.render_version if series else 0
+    stored = dict(
+        Instance.objects.filter(
+            owner=owner, sop_instance_uid__in=[h.sop_instance_uid for h in new_headers]
+        ).values_list("sop_instance_uid", "upload_id")
+    )
+    fresh = []
+    for header in new_headers:
+        if header.sop_instance_uid not in stored:
+            fresh.append(header)
+        elif stored[header.sop_instance_uid] != upload.pk:  # else: an earlier attempt of this upload
+            skips.append({"name": header.name, "reason": "already stored (the same image was uploaded before)"})
+    if not fresh:
+        if series:
+            link(upload, series)
+        return None
+
+    headers = (stored_headers(series) if series else []) + fresh
+    layout = layout_series(headers)
+    with transaction.atomic():
+        series = _series_row(owner, first)
+        if series.render_version != seen_version:
+            return False  # another ingest changed this series meanwhile: start again with its files
+        _store_instances(upload, series, fresh)
+        version = seen_version + 1
+        window = header_window(headers, layout)
+        update_series(series, layout, headers, version, window)
+        update_study(series.study)
+        link(upload, series)
+    Upload.objects.filter(pk=upload.pk).update(files_dicom=F("files_dicom") + len(fresh))
+    return SeriesPlan(series, version, layout, headers, fresh, window)
+
+
+def stored_headers(series: Series) -> list[Header]:
+    """Headers of the series' stored originals."""
+    headers = []
+    for instance in series.instances.all():
+        header = read_header(storage.absolute(instance.file), instance.sop_instance_uid)
+        if isinstance(header, Header):
+            header.instance_pk = instance.pk
+            headers.append(header)
+    return headers
+
+
+def _series_row(owner, header: Header) -> Series:
+    patient, _ = Patient.objects.get_or_create(
+        owner=owner,
+        patient_id=header.patient_id[:64],
+        issuer_of_patient_id=header.issuer_of_patient_id[:64],
+        anonymous_key="" if header.patient_id else header.study_instance_uid,
+        defaults={
+            "name": header.patient_name[:324],
+            "birth_date": header.patient_birth_date,
+            "sex": header.patient_sex,
+        },
+    )
+    study, _ = Study.objects.get_or_create(
+        owner=owner,
+        study_instance_uid=header.study_instance_uid,
+        defaults={
+            "patient": patient,
+            "study_date": header.study_date,
+            "study_time": header.study_time,
+            "description": header.study_description[:256],
+            "accession_number": header.accession_number[:64],
+            "study_id": header.study_id[:64],
+            "referring_physician_name": header.referring_physician_name[:324],
+        },
+    )
+    series, _ = Series.objects.get_or_create(
+        study=study,
+        series_instance_uid=header.series_instance_uid,
+        defaults={
+            "modality": header.modality,
+            "description": header.series_description[:256],
+            "series_number": header.series_number,
+            "body_part_examined": header.body_part_examined[:64],
+            "series_date": header.series_date,
+            "series_time": header.series_time,
+        },
+    )
+    return Series.objects.select_for_update().select_related("study").get(pk=series.pk)
+
+
+def _store_instances(upload: Upload, series: Series, fresh: list[Header]) -> None:
+    """Rows for the new files; each header's ``path`` becomes where its original is to be kept."""
+    rows = []
+    for header in fresh:
+        relpath = storage.original_relpath(series.pk, header.sop_instance_uid)
+        header.path = storage.absolute(relpath)
+        frame = header.frames[0] if header.frames else None
+        rows.append(
+            Instance(
+                series=series,
+                owner=upload.owner,
+                upload=upload,
+                sop_instance_uid=header.sop_instance_uid,
+                sop_class_uid=header.sop_class_uid[:64],
+                instance_number=header.instance_number,
+                transfer_syntax_uid=header.transfer_syntax_uid[:64],
+                rows=header.rows,
+                columns=header.columns,
+                number_of_frames=header.number_of_frames,
+                samples_per_pixel=header.samples_per_pixel,
+                photometric_interpretation=header.photometric_interpretation[:32],
+                bits_allocated=header.bits_allocated,
+                bits_stored=header.bits_stored,
+                pixel_representation=header.pixel_representation,
+                image_position=list(frame.position) if frame and frame.position else None,
+                image_orientation=list(frame.orientation) if frame and frame.orientation else None,
+                pixel_spacing=list(frame.spacing) if frame and frame.spacing else None,
+                window_center=frame.window_center if frame else None,
+                window_width=frame.window_width if frame else None,
+                rescale_slope=frame.slope if frame else 1.0,
+                rescale_intercept=frame.intercept if frame else 0.0,
+                file=relpath,
+                file_size=header.file_size,
+            )
+        )
+    created = Instance.objects.bulk_create(rows)
+    for header, row in zip(fresh, created, strict=True):
+        header.instance_pk = row.pk
+
+
+def header_window(headers: list[Header], layout: Layout) -> Window | None:
+    """The DICOM window of the middle image, if its file has one (colour images have none)."""
+    if not layout.frames or headers[layout.frames[0].instance].is_color:
+        return None
+    middle = layout.frames[len(layout.frames) // 2]
+    frame = headers[middle.instance].frames[middle.frame]
+    if frame.window_center is not None and frame.window_width:
+        return Window(frame.window_center, frame.window_width)
+    return None
+
+
+def update_series(series: Series, layout: Layout, headers: list[Header], version: int, window: Window | None) -> None:
+    """Geometry, planes, counts and a new render version, from the layout (headers only)."""
+    model = headers[layout.frames[0].instance]
+    frame0 = model.frames[layout.frames[0].frame]
+    frames_json = [[headers[ref.instance].instance_pk, ref.frame] for ref in layout.frames]
+    if layout.volume:
+        planes = {name: plane.to_dict() for name, plane in plan_planes(layout.volume).items()}
+        layout_json = {"kind": "volume", "volume": volume_to_dict(layout.volume), "frames": frames_json}
+    else:
+        planes = {"stack": StackImages(headers, layout.stack).plane().to_dict()}
+        layout_json = {"kind": "stack", "frames": frames_json}
+    layout_json["notes"] = layout.notes
+    _mark_excluded(series, {headers[ref.instance].instance_pk: reason for ref, reason in layout.excluded})
+    spacing = frame0.spacing or (None, None)
+    Series.objects.filter(pk=series.pk).update(
+        rows=model.rows,
+        columns=model.columns,
+        pixel_spacing_row_mm=spacing[0],
+        pixel_spacing_col_mm=spacing[1],
+        slice_thickness_mm=model.slice_thickness,
+        slice_spacing_mm=layout.volume.slice_spacing_mm if layout.volume else None,
+        image_orientation=list(frame0.orientation) if frame0.orientation else None,
+        photometric_interpretation=model.photometric_interpretation,
+        num_instances=len(headers),
+        num_frames=sum(h.number_of_frames for h in headers),
+        window_center=window.center if window else None,
+        window_width=window.width if window else None,
+        is_volume=layout.volume is not None,
+        planes=planes,
+        layout=layout_json,
+        render_status=Series.Render.RENDERING,
+        render_version=version,
+        images_total=sum(p["count"] for p in planes.values()),
+        images_done=0,
+        render_error="",
+    )
+
+
+def _mark_excluded(series: Series, excluded: dict[int, str]) -> None:
+    """Instances in or out of the volume (a later upload can change that for earlier ones)."""
+    Instance.objects.filter(series=series).exclude(pk__in=excluded).update(in_volume=True, note="")
+    for pk, reason in excluded.items():
+        Instance.objects.filter(pk=pk).update(in_volume=False, note=reason[:255])
+
+
+def update_study(study: Study) -> None:
+    series = list(Series.objects.filter(study=study).values_list("modality", "num_instances"))
+    modalities = sorted({m for m, _ in series if m})
+    Study.objects.filter(pk=study.pk).update(
+        modalities="\\".join(modalities)[:128],
+        num_series=len(series),
+        num_instances=sum(n for _, n in series),
+    )
+
+
+def link(upload: Upload, series: Series) -> None:
+    upload.studies.add(series.study_id)
+    upload.series.add(series.pk)
+
+
+def _set_window(plan: SeriesPlan, window: Window | None) -> None:
+    plan.window = window
+    Series.objects.filter(pk=plan.series.pk, render_version=plan.version).update(
+        window_center=window.center if window else None, window_width=window.width if window else None
+    )
+
+
+# --- step 2: the first image ----------------------------------------------------------------
+
+
+def write_first_image(plan: SeriesPlan, fetch=None) -> None:
+    """Render the image a viewer opens first, from only the files it needs (if that is possible).
+
+    ``fetch(headers)`` is called first to make sure those files are in place."""
+    layout, headers = plan.layout, plan.headers
+    try:
+        if layout.volume:
+            axial = plan_planes(layout.volume)["axial"]
+            needed = slices_for_image(layout.volume, axial)
+            if needed is None:
+                return  # the image crosses the slices: it comes with the whole volume
+            if fetch:
+                fetch([headers[layout.volume.frames[k].instance] for k in needed])
+            invert = is_inverted(headers[layout.volume.frames[0].instance])
+            image, window = first_volume_image(headers, layout.volume, axial, plan.window, invert)
+            _write_image(plan, "axial", axial.count // 2, image)
+        else:
+            if fetch:
+                fetch([headers[layout.stack[0].instance]])
+            stack = StackImages(headers, layout.stack)
+            window = plan.window or stack.default_window()
+            image = stack.display(0, plan.window)
+            _write_image(plan, "stack", 0, image)
+    except Exception:  # a file that cannot be decoded is reported by decode_and_queue
+        return
+    if plan.window is None and window is not None:
+        _set_window(plan, window)
+    plan.first_image_done = True
+
+
+def _write_image(plan: SeriesPlan, plane: str, index: int, image: np.ndarray) -> None:
+    series_id = plan.series.pk
+    storage.write_atomic(storage.image_path(series_id, plan.version, plane, index), encode_png(image))
+    storage.write_atomic(storage.thumbnail_path(series_id, plan.version), encode_png(thumbnail(image)))
+
+
+# --- step 3: decode, store the volume, queue rendering --------------------------------------
+
+
+def decode_and_queue(plan: SeriesPlan, skips: list[dict], upload: Upload | None = None) -> None:
+    """Decode the series once; on success queue its rendering. Files that fail to decode are
+    dropped (if this ingest brought them) and the series is built again without them."""
+    layout, headers = plan.layout, plan.headers
+    series_id, version = plan.series.pk, plan.version
+    path = storage.volume_path(series_id, version)
+    tmp = path.with_suffix(".tmp.npy")
+    data, failures = _decode(headers, layout, tmp)
+    if failures:
+        tmp.unlink(missing_ok=True)
+        drop_failures(plan, failures, skips, upload)
+        return
+    if layout.volume is not None:
+        if plan.window is None:
+            _set_window(plan, auto_window(data))
+        data.flush()
+        os.replace(tmp, path)
+    if not plan.first_image_done:
+        series = Series.objects.get(pk=series_id)
+        if series.render_version != version:
+            return
+        images = rendering.series_images(series, headers=headers, frames=layout.stack or None)
+        plane = "axial" if layout.volume else "stack"
+        index = series.planes[plane]["count"] // 2 if layout.volume else 0
+        _write_image(plan, plane, index, rendering.display(images, plane, index))
+    total = sum(p["count"] for p in Series.objects.get(pk=series_id).planes.values())
+    transaction.on_commit(lambda: rendering.queue_series(series_id, version, total))
+
+
+def _decode(headers: list[Header], layout: Layout, volume_file: Path):
+    """Decode every file once: a volume straight into its (memory-mapped) .npy file."""
+    if layout.volume:
+        volume_file.parent.mkdir(parents=True, exist_ok=True)
+        dtype = volume_dtype([headers[ref.instance] for ref in layout.volume.frames])
+        out = np.lib.format.open_memmap(volume_file, mode="w+", dtype=dtype, shape=layout.volume.shape)
+        return decode_volume(headers, layout.volume, threads=settings.INGEST_THREADS, out=out)
+    failures = {}
+    stack = StackImages(headers, layout.stack)
+    for index in sorted({ref.instance for ref in layout.stack}):
+        try:
+            stack.instance_frames(index)
+        except Exception as exc:  # DecodeError, or a decoder's own error on damaged data
+            failures[index] = str(exc) or "pixel data could not be decoded"
+    return None, failures
+
+
+def drop_failures(plan: SeriesPlan, failures: dict[int, str], skips: list[dict], upload: Upload | None) -> None:
+    """Forget the files that failed to decode (deleting those this ingest brought) and build the
+    series again from the rest, as a new version."""
+    fresh_ids = {id(h) for h in plan.fresh}
+    dropped = []
+    for index, reason in failures.items():
+        header = plan.headers[index]
+        skips.append({"name": header.name, "reason": reason})
+        if id(header) in fresh_ids:
+            dropped.append(header)
+            Path(header.path).unlink(missing_ok=True)
+    Instance.objects.filter(pk__in=[h.instance_pk for h in dropped]).delete()
+    if upload is not None and dropped:
+        Upload.objects.filter(pk=upload.pk).update(files_dicom=F("files_dicom") - len(dropped))
+    headers = [h for i, h in enumerate(plan.headers) if i not in failures]
+    if not headers:
+        if not Instance.objects.filter(series=plan.series).exists():
+            _delete_empty(plan.series)
+        else:
+            Series.objects.filter(pk=plan.series.pk).update(
+                render_status=Series.Render.FAILED, render_error="no stored image could be decoded"
+            )
+        return
+    dropped_ids = {id(h) for h in dropped}
+    fresh = [h for h in plan.fresh if id(h) not in dropped_ids]
+    _build_again(plan.series.pk, plan.version, headers, fresh, skips, upload)
+
+
+def _build_again(series_id, seen_version, headers, fresh, skips, upload) -> None:
+    layout = layout_series(headers)
+    with transaction.atomic():
+        locked = Series.objects.select_for_update().select_related("study").get(pk=series_id)
+        if locked.render_version != seen_version:
+            return  # rebuilt by someone else meanwhile
+        window = header_window(headers, layout)
+        update_series(locked, layout, headers, seen_version + 1, window)
+        update_study(locked.study)
+    plan = SeriesPlan(locked, seen_version + 1, layout, headers, fresh, window)
+    write_first_image(plan)
+    decode_and_queue(plan, skips, upload)
+
+
+def undo_upload(upload: Upload) -> None:
+    """Remove what an interrupted attempt of this upload stored, so that running it again
+    stores each instance exactly once. Series that keep other uploads' instances are rebuilt."""
+    touched = set(Instance.objects.filter(upload=upload).values_list("series_id", flat=True))
+    for instance in Instance.objects.filter(upload=upload):
+        storage.absolute(instance.file).unlink(missing_ok=True)
+    Instance.objects.filter(upload=upload).delete()
+    Upload.objects.filter(pk=upload.pk).update(files_dicom=0)
+    for series in Series.objects.filter(pk__in=touched).select_related("study__patient"):
+        if series.instances.exists():
+            series_rebuild(series.pk)
+        else:
+            _delete_empty(series)
+
+
+def _delete_empty(series: Series) -> None:
+    study = series.study
+    storage.remove_tree(storage.series_derived_root(series.pk))
+    series.delete()
+    if not study.series.exists():
+        patient = study.patient
+        study.delete()
+        if not patient.studies.exists():
+            patient.delete()
+    else:
+        update_study(study)
+
+
+def series_rebuild(series_id: int) -> None:
+    """Lay out, decode and render a series again from its stored originals, as a new version.
+    Stored files that no longer decode are left out of the images (and noted), never deleted."""
+    series = Series.objects.filter(pk=series_id).first()
+    if series is None:
+        return
+    headers = stored_headers(series)
+    if not headers:
+        Series.objects.filter(pk=series_id).update(
+            render_status=Series.Render.FAILED, render_error="no stored image could be read"
+        )
+        return
+    _build_again(series_id, series.render_version, headers, [], [], None)
