@@ -76,6 +76,8 @@ class Query:
 def parse_query(params) -> Query:
     query = Query()
     for key, values in params.lists():
+        if any("\x00" in value for value in values):
+            raise QueryError("query values cannot contain NUL characters")
         name = key.strip()
         lower = name.lower()
         if lower == "limit":

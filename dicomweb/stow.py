@@ -194,7 +194,8 @@ def _check(item: Item, content_type: str, data, study_uid: str | None, seen: set
     except Exception:
         item.failure = CANNOT_UNDERSTAND
         return
-    if not (item.sop_class and item.sop_instance and item.study):
+    uids = (item.sop_class, item.sop_instance, item.study)
+    if not all(uids) or any(len(uid) > 64 or "\x00" in uid for uid in uids):
         item.failure = CANNOT_UNDERSTAND
     elif study_uid and item.study != study_uid:
         item.failure = DOES_NOT_MATCH

@@ -353,3 +353,13 @@ def test_schema_and_docs_are_served_without_a_cdn(client, user):
     assert "swagger-ui" in html and "cdn" not in html.lower() and "/static/drf_spectacular_sidecar/" in html
     asset = client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert asset.status_code == 200
+
+
+def test_searches_record_the_names_of_known_filters_only(api, library):
+    response = api.get("/api/studies/", {"modality": "CT", "Doe^Jane": "1", "study_date_after": "2020-01-01"})
+    assert response.status_code == 200
+    event = AuditEvent.objects.filter(action=A.STUDY_SEARCH).latest("id")
+    assert event.detail["filters"] == ["modality", "study_date_after"]
+    # a parameter name the database could not even store (NUL) is ignored, not a server error
+    assert api.get("/api/instances/?a%00b=1").status_code == 200
+    assert AuditEvent.objects.filter(action=A.STUDY_LIST, detail__resource="instances").exists()

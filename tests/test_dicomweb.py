@@ -116,6 +116,7 @@ def test_study_matching(api, archive):
     assert api.get("/dicomweb/studies", {"StudyDate": "2024"}).status_code == 400
     assert api.get("/dicomweb/studies", {"limit": "-1"}).status_code == 400
     assert api.get("/dicomweb/studies", {"includefield": "NotAKeyword"}).status_code == 400
+    assert api.get("/dicomweb/studies?PatientName=a%00b").status_code == 400
     (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.STUDY_SEARCH, detail__filters=["PatientName"])[:1]
     assert name not in json.dumps(event.detail)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import django_filters
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q
 from django.http import FileResponse, HttpResponseNotModified, StreamingHttpResponse
@@ -33,7 +34,6 @@ from studies.services.uploads import InvalidUpload, SizeLimitHandler, UploadBusy
 from tokens.services import token_create, token_revoke
 
 ID = r"[0-9]{1,18}"  # ids that fit the database's 64-bit keys; anything else is a 404
-NOT_LISTED_AS_FILTERS = ("page", "page_size", "format", "ordering")
 
 IMAGE_RESPONSES = {
     (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The PNG image."),
@@ -54,8 +54,20 @@ class AnyAcceptNegotiation(DefaultContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def audit_list(request, response, resource: str | None = None) -> None:
-    names = sorted(key for key in request.query_params if key not in NOT_LISTED_AS_FILTERS)
+def filter_names(request, view) -> list[str]:
+    """The filters a list request used, by name (never values); unknown parameters do nothing and
+    are left out (their names are the client's free text)."""
+    known = {"search"}
+    filterset = getattr(view, "filterset_class", None)
+    for name, declared in filterset.base_filters.items() if filterset else ():
+        known.add(name)
+        if isinstance(declared, django_filters.RangeFilter | django_filters.DateFromToRangeFilter):
+            known.update({f"{name}_after", f"{name}_before", f"{name}_min", f"{name}_max"})
+    return sorted(key for key in request.query_params if key in known)
+
+
+def audit_list(request, response, view, resource: str | None = None) -> None:
+    names = filter_names(request, view)
     action_ = AuditEvent.Action.STUDY_SEARCH if names else AuditEvent.Action.STUDY_LIST
     detail = {"filters": names, "results": response.data.get("count")}
     if resource:
@@ -227,7 +239,7 @@ class PatientViewSet(viewsets.ReadOnlyModelViewSet):
 
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
-        audit_list(request, response, "patients")
+        audit_list(request, response, self, "patients")
         return response
 
 
@@ -250,7 +262,7 @@ class StudyViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
 
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
-        audit_list(request, response)
+        audit_list(request, response, self)
         return response
 
     def retrieve(self, request, *args, **kwargs):
@@ -295,7 +307,7 @@ class SeriesViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
 
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
-        audit_list(request, response, "series")
+        audit_list(request, response, self, "series")
         return response
 
     def retrieve(self, request, *args, **kwargs):
@@ -332,7 +344,7 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
 
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
-        audit_list(request, response, "instances")
+        audit_list(request, response, self, "instances")
         return response
 
     @extend_schema(
