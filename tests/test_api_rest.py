@@ -363,3 +363,21 @@ def test_searches_record_the_names_of_known_filters_only(api, library):
     # a parameter name the database could not even store (NUL) is ignored, not a server error
     assert api.get("/api/instances/?a%00b=1").status_code == 200
     assert AuditEvent.objects.filter(action=A.STUDY_LIST, detail__resource="instances").exists()
+
+
+def test_one_window_parameter_takes_the_other_from_the_series(api, library):
+    series = study("ACC2").series.get()
+    url = f"/api/series/{series.pk}/planes/axial/1.png"
+    alone = api.get(url, {"wc": 300})
+    both = api.get(url, {"wc": 300, "ww": series.window_width})
+    assert alone.status_code == both.status_code == 200
+    assert b"".join(alone.streaming_content) == b"".join(both.streaming_content)
+
+
+@pytest.mark.parametrize("params", [{"status": ""}, {"study_date_after": ""}, {"series": ""}])
+def test_filters_given_empty_are_400_unless_free_text(api, library, params):
+    url = {"status": "/api/uploads/", "study_date_after": "/api/studies/", "series": "/api/instances/"}[
+        next(iter(params))
+    ]
+    assert api.get(url, params).status_code == 400
+    assert api.get("/api/studies/", {"description": ""}).status_code == 200

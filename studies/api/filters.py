@@ -35,6 +35,29 @@ class IdFilter(filters.NumberFilter):
     field_class = IdField
 
 
+class StrictFilterSet(filters.FilterSet):
+    """A filter given with an empty value is a 400 unless it is free text (where "" is a value):
+    ``?status=`` or ``?study_date_after=`` do not quietly mean "no filter"."""
+
+    def is_valid(self):
+        valid = super().is_valid()
+        for key in self._empty_non_text_keys():
+            self.form.add_error(None, f"{key}: a value is required when the parameter is given.")
+            valid = False
+        return valid
+
+    def _empty_non_text_keys(self) -> list[str]:
+        keys = []
+        for name, declared in self.filters.items():
+            if isinstance(declared, filters.CharFilter):
+                continue
+            names = [name]
+            if isinstance(declared, filters.DateFromToRangeFilter | filters.RangeFilter):
+                names = [f"{name}_after", f"{name}_before", f"{name}_min", f"{name}_max"]
+            keys += [key for key in names if key in self.data and self.data.get(key) == ""]
+        return keys
+
+
 def modality_q(field: str, value: str) -> Q:
     """``value`` is one of the backslash-separated modalities stored in ``field``."""
     value = value.strip().upper()
@@ -46,7 +69,7 @@ def modality_q(field: str, value: str) -> Q:
     )
 
 
-class StudyFilter(filters.FilterSet):
+class StudyFilter(StrictFilterSet):
     patient_id = filters.CharFilter(field_name="patient__patient_id", lookup_expr="iexact", help_text="PatientID")
     modality = filters.CharFilter(method="filter_modality", help_text="One of the study's modalities (e.g. CT)")
     study_date = filters.DateFromToRangeFilter(help_text="StudyDate range: study_date_after, study_date_before")
@@ -62,7 +85,7 @@ class StudyFilter(filters.FilterSet):
         return queryset.filter(modality_q("modalities", value))
 
 
-class PatientFilter(filters.FilterSet):
+class PatientFilter(StrictFilterSet):
     patient_id = filters.CharFilter(lookup_expr="iexact", help_text="PatientID")
 
     class Meta:
@@ -70,7 +93,7 @@ class PatientFilter(filters.FilterSet):
         fields = ["patient_id"]
 
 
-class SeriesFilter(filters.FilterSet):
+class SeriesFilter(StrictFilterSet):
     study = IdFilter(field_name="study", help_text="id of the study")
     modality = filters.CharFilter(lookup_expr="iexact", help_text="Modality")
     series_instance_uid = filters.CharFilter(help_text="SeriesInstanceUID")
@@ -81,7 +104,7 @@ class SeriesFilter(filters.FilterSet):
         fields = ["study", "modality", "series_instance_uid", "description"]
 
 
-class InstanceFilter(filters.FilterSet):
+class InstanceFilter(StrictFilterSet):
     series = IdFilter(field_name="series", help_text="id of the series")
     study = IdFilter(field_name="series__study", help_text="id of the study")
     sop_instance_uid = filters.CharFilter(help_text="SOPInstanceUID")
@@ -92,7 +115,7 @@ class InstanceFilter(filters.FilterSet):
         fields = ["series", "study", "sop_instance_uid", "sop_class_uid"]
 
 
-class UploadFilter(filters.FilterSet):
+class UploadFilter(StrictFilterSet):
     status = filters.ChoiceFilter(choices=Upload.Status.choices)
 
     class Meta:

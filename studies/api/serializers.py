@@ -236,9 +236,18 @@ class UploadCreatedSerializer(serializers.Serializer):
     url = serializers.URLField()
 
 
+class StrictCharField(serializers.CharField):
+    """Text only: a number or a boolean is a 400, not turned into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class TokenSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(
+    name = StrictCharField(
         max_length=100, trim_whitespace=False, help_text="What the token is for, e.g. 'nightly export'."
     )
     prefix = serializers.CharField(read_only=True, help_text="The first characters of the key.")

@@ -363,14 +363,20 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
 # --- images --------------------------------------------------------------------------------------
 
 
-def parse_window(params) -> Window | None:
+IDENTITY_WINDOW = (127.5, 256.0)  # 8-bit values unchanged: for series without a window of their own
+
+
+def parse_window(params, series=None) -> Window | None:
+    """``?wc=&ww=``; one alone takes the other from the series' window."""
     wc, ww = params.get("wc"), params.get("ww")
     if wc is None and ww is None:
         return None
+    default = (series.window_center, series.window_width) if series is not None and series.window else IDENTITY_WINDOW
     try:
-        center, width = float(wc), float(ww)
+        center = float(wc) if wc is not None else default[0]
+        width = float(ww) if ww is not None else default[1]
     except (TypeError, ValueError):
-        raise ValidationError({"detail": "wc and ww must both be numbers (window centre and width)."}) from None
+        raise ValidationError({"detail": "wc and ww must be numbers (window centre and width)."}) from None
     if not (math.isfinite(center) and math.isfinite(width)) or width <= 0:
         raise ValidationError({"detail": "ww must be a positive number and wc a finite one."})
     return Window(round(center, 2), round(width, 2))
@@ -419,8 +425,12 @@ class ImageView(APIView):
 class PlaneImageView(ImageView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("wc", float, description="Window centre (with ww); default: the series' window"),
-            OpenApiParameter("ww", float, description="Window width, > 0 (with wc)"),
+            OpenApiParameter("wc", float, description="Window centre; default: the series' window centre"),
+            OpenApiParameter(
+                "ww",
+                {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+                description="Window width, > 0; default: the series' window width",
+            ),
             VERSION_PARAM,
         ],
         responses=IMAGE_RESPONSES,
@@ -428,7 +438,7 @@ class PlaneImageView(ImageView):
     def get(self, request, pk: int, plane: str, index: int):
         """One image of a plane (axial, coronal, sagittal, or stack) at the default or a given window."""
         series = self.series(request, pk)
-        window = parse_window(request.query_params)
+        window = parse_window(request.query_params, series)
         key = f"{window.center}/{window.width}" if window else "default"
         etag = f'"{series.pk}-{series.render_version}-{plane}-{index}-{key}"'
         if request.headers.get("If-None-Match") == etag:
