@@ -424,3 +424,40 @@ def test_unknown_dicomweb_path_and_method_are_json(api):
     assert response.status_code == 404 and response["Content-Type"].startswith("application/json")
     response = api.delete("/dicomweb/studies")
     assert response.status_code == 405 and response["Content-Type"].startswith("application/json")
+
+
+def chunked(data: bytes, size: int = 1000) -> bytes:
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("server", ["de-chunked by the server (gunicorn)", "passed through (runserver)"])
+def test_chunked_request_bodies_are_read_whole(rf, server):
+    from dicomweb import stow
+
+    body = bytes(range(256)) * 40
+    request = rf.post("/dicomweb/studies", data=b"", content_type="multipart/related")
+    request.META.pop("CONTENT_LENGTH", None)
+    request.META["HTTP_TRANSFER_ENCODING"] = "chunked"
+    if server.startswith("de-chunked"):
+        request.META["wsgi.input_terminated"] = True
+        request.META["wsgi.input"] = io.BytesIO(body)
+    else:
+        request.META["wsgi.input"] = io.BytesIO(chunked(body) + b"next request on the connection")
+    path = stow.body_to_file(request, limit=10**6)
+    assert path.read_bytes() == body
+    path.unlink()
+    with pytest.raises(stow.TooLarge):
+        request.META["wsgi.input"] = io.BytesIO(body if server.startswith("de-chunked") else chunked(body))
+        stow.body_to_file(request, limit=1000)
+
+
+def test_retrieves_are_audited_and_frame_fetches_aggregated(api, archive):
+    instance = Instance.objects.filter(transfer_syntax_uid="1.2.840.10008.1.2.4.80").first()
+    series = instance.series
+    api.get(frame_url(instance).rsplit("/frames", 1)[0], HTTP_ACCEPT="multipart/related; type=application/dicom")
+    for _ in range(3):
+        api.get(frame_url(instance), HTTP_ACCEPT=OCTET_ANY)
+    downloads = AuditEvent.objects.filter(action=AuditEvent.Action.DOWNLOAD, event_code="110106")
+    assert downloads.filter(object_type="instance", object_id=str(instance.pk)).count() == 1
+    assert downloads.filter(object_type="series", object_id=str(series.pk), detail__what="frames").count() == 1
