@@ -1,5 +1,6 @@
 """Authentication and admin events, from Django's own signals."""
 
+from axes.signals import user_locked_out
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save
@@ -44,4 +45,11 @@ def on_admin_change(sender, instance, created, **kwargs):
         object_type=instance.content_type.model if instance.content_type else "",
         object_id=str(instance.object_id or "")[:64],
         detail={"action": flag},
+    )
+
+
+@receiver(user_locked_out)
+def on_lockout(sender, request, username, ip_address, **kwargs):
+    record(
+        A.LOCKOUT, request=request, user=None, username=str(username or "")[:150], outcome=AuditEvent.Outcome.FAILURE
     )

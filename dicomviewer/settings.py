@@ -5,6 +5,7 @@ filesystem Celery broker under ``var/``, media under ``media/``.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served from here, no CDN
+    "axes",
     "audit",
     "studies",
     "tokens",
@@ -80,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "dicomviewer.security.ContentSecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its answer
 ]
 
 ROOT_URLCONF = "dicomviewer.urls"
@@ -103,6 +107,8 @@ TEMPLATES = [
 # --- Storage -------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "/media/"  # never served publicly; images go through permission-checked views
+# Behind nginx: the internal location that maps to MEDIA_ROOT (see deploy/nginx.conf).
+MEDIA_ACCEL_REDIRECT = env("MEDIA_ACCEL_REDIRECT", "")
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
@@ -166,8 +172,23 @@ INGEST_MAX_MEMBERS = env_int("INGEST_MAX_MEMBERS", 50_000)
 INGEST_MAX_TOTAL_BYTES = env_int("INGEST_MAX_TOTAL_BYTES", 8 * 1024**3)
 INGEST_MAX_MEMBER_BYTES = env_int("INGEST_MAX_MEMBER_BYTES", 2 * 1024**3)
 INGEST_MAX_RATIO = env_int("INGEST_MAX_RATIO", 200)
-INGEST_TIME_LIMIT = env_int("INGEST_TIME_LIMIT", 3600)
+INGEST_TIME_LIMIT = float(env("INGEST_TIME_LIMIT", "3600"))
+FAILED_UPLOAD_RETENTION_DAYS = env_int("FAILED_UPLOAD_RETENTION_DAYS", 7)  # then cleanup_uploads removes the ZIP
 INGEST_THREADS = env_int("INGEST_THREADS", 2)
+
+# --- Cache (rate limits, lockouts): shared by every process ----------------------------------
+CACHE_URL = env("CACHE_URL") or (
+    CELERY_BROKER_URL.rsplit("/", 1)[0] + "/1" if CELERY_BROKER_URL.startswith("redis") else ""
+)
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:  # one machine: a file cache is shared by the web and worker processes
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 
 # --- Auth and API --------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -176,6 +197,17 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "dicomviewer.security.LockoutBackend",  # brute-force lockout (django-axes), before the real check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # one attacker cannot lock everyone out
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "dicomviewer.security.lockout_response"
+AXES_VERBOSE = False
+ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)  # admins create accounts unless this is on
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
@@ -237,6 +269,12 @@ SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+# HSTS is sent on HTTPS responses only; a year once the site is served over TLS.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = False  # the upload page reads it to send with its XHR
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
 
 LANGUAGE_CODE = "en-us"

@@ -6,7 +6,7 @@ import json
 import math
 
 import pydicom
-from django.http import FileResponse, HttpResponse
+from django.http import HttpResponse
 from rest_framework import status
 from rest_framework.exceptions import NotAcceptable, NotFound, ParseError
 
@@ -18,6 +18,7 @@ from dicomweb.http import OCTET, json_response, multipart_response, require_json
 from dicomweb.multipart import MediaRange, Part, parse_accept
 from dicomweb.resources import instance_path, service_root
 from studies import storage
+from studies.files import file_response
 from studies.imaging.render import Window
 from studies.models import Instance
 
@@ -50,7 +51,7 @@ def retrieve_instances(request, instances: list[Instance], obj, single: bool = F
         raise NotFound("No instances.")
     record(AuditEvent.Action.DOWNLOAD, request=request, obj=obj, detail={"files": len(instances), "dicomweb": True})
     if plain_single:
-        response = FileResponse(open(storage.absolute(instances[0].file), "rb"), content_type="application/dicom")
+        response = file_response(storage.absolute(instances[0].file), "application/dicom")
         response["Cache-Control"] = "private, no-store"
         return response
     root = service_root(request)

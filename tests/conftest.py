@@ -103,7 +103,14 @@ def ingest_zip(user, zip_path: Path):
 class WorkerProcess:
     """A real Celery worker in its own process, sharing the test database, broker and media."""
 
-    def __init__(self, media_root: Path, log_path: Path, concurrency: int = 2):
+    def __init__(
+        self,
+        media_root: Path,
+        log_path: Path,
+        concurrency: int = 2,
+        extra_env: dict | None = None,
+        queue: str | None = None,
+    ):
         import subprocess
         import sys
         import uuid
@@ -113,7 +120,7 @@ class WorkerProcess:
 
         from dicomviewer.celery import app
 
-        self.queue = f"test-{uuid.uuid4().hex[:8]}"
+        self.queue = queue or f"test-{uuid.uuid4().hex[:8]}"
         self._previous_queue = app.conf.task_default_queue
         app.conf.task_default_queue = self.queue
         env = dict(os.environ)
@@ -125,6 +132,7 @@ class WorkerProcess:
             INGEST_TIME_LIMIT=str(settings.INGEST_TIME_LIMIT),
             WORKER_CONCURRENCY=str(concurrency),
         )
+        env.update(extra_env or {})
         self.log_path = log_path
         self._log = open(log_path, "wb")
         command = [sys.executable, "manage.py", "serve", "worker"]  # what docker-compose runs

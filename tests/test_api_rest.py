@@ -381,3 +381,12 @@ def test_filters_given_empty_are_400_unless_free_text(api, library, params):
     ]
     assert api.get(url, params).status_code == 400
     assert api.get("/api/studies/", {"description": ""}).status_code == 200
+
+
+def test_token_endpoint_is_locked_out_after_repeated_failures(user, settings):
+    client = APIClient()
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert client.post("/api/auth/token/", {"username": "alice", "password": "wrong"}).status_code == 400
+    assert client.post("/api/auth/token/", {"username": "alice", "password": "wrong"}).status_code == 429
+    locked = client.post("/api/auth/token/", {"username": "alice", "password": PASSWORD})  # even the right one
+    assert locked.status_code == 429 and locked["Content-Type"].startswith("application/json")

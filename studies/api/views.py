@@ -8,7 +8,7 @@ import math
 import django_filters
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q
-from django.http import FileResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.http import HttpResponseNotModified, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -26,6 +26,7 @@ from audit.models import AuditEvent
 from audit.services import record, record_images_view
 from studies import selectors, storage
 from studies.api import filters, serializers
+from studies.files import file_response
 from studies.imaging.render import Window
 from studies.services import rendering
 from studies.services.archives import zip_stream
@@ -105,9 +106,17 @@ class LoginTokenView(APIView):
     authentication_classes = []
     parser_classes = [FormParser, MultiPartParser, JSONParser]
 
-    @extend_schema(request=AuthTokenSerializer, responses={200: serializers.TokenKeySerializer}, auth=[])
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={
+            200: serializers.TokenKeySerializer,
+            429: OpenApiResponse(description="Too many failed sign-ins: locked out for a while."),
+        },
+        auth=[],
+    )
     def post(self, request):
-        serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+        # the Django request itself: the brute-force lockout (django-axes) marks it for its middleware
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request._request})
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
         token, key = token_create(user=user, name="login")
@@ -354,8 +363,8 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
         """The original DICOM file, byte for byte as it was uploaded."""
         instance = self.get_object()
         record(AuditEvent.Action.DOWNLOAD, request=request, obj=instance, detail={"format": "dicom"})
-        response = FileResponse(open(storage.absolute(instance.file), "rb"), content_type="application/dicom")
-        response["Content-Disposition"] = f'attachment; filename="{download_name(instance.sop_instance_uid)}.dcm"'
+        name = f"{download_name(instance.sop_instance_uid)}.dcm"
+        response = file_response(storage.absolute(instance.file), "application/dicom", name)
         response["Cache-Control"] = "private, no-store"
         return response
 
@@ -382,11 +391,11 @@ def parse_window(params, series=None) -> Window | None:
     return Window(round(center, 2), round(width, 2))
 
 
-def png_response(request, path, etag: str, current: bool) -> FileResponse | HttpResponseNotModified:
+def png_response(request, path, etag: str, current: bool):
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponseNotModified()
     else:
-        response = FileResponse(open(path, "rb"), content_type="image/png")
+        response = file_response(path, "image/png")
     response["ETag"] = etag
     # Browsers may keep images; shared caches never. Versioned URLs (?v=) may be kept a day.
     response["Cache-Control"] = "private, max-age=86400" if current else "private, no-cache"

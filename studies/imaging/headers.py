@@ -230,7 +230,7 @@ def _header_from_dataset(ds: Dataset, path: Path, name: str, size: int) -> Heade
     return header
 
 
-MAX_PIXELS = 2**31  # decoded samples per instance we are willing to allocate
+MAX_DECODED_BYTES = 1024**3  # decoded pixel bytes per file we are willing to allocate
 
 
 def pixel_problem(ds: Dataset, header: Header) -> str | None:
@@ -240,8 +240,12 @@ def pixel_problem(ds: Dataset, header: Header) -> str | None:
     if header.bits_allocated not in (1, 8, 16, 32, 64):
         return f"unsupported BitsAllocated ({header.bits_allocated})"
     samples = header.rows * header.columns * header.number_of_frames * header.samples_per_pixel
-    if samples > MAX_PIXELS:
-        return f"claims {samples:,} pixel samples, more than this server decodes per file"
+    decoded = samples * max(2, (header.bits_allocated + 7) // 8)  # decoders return at least 16-bit data
+    if decoded > MAX_DECODED_BYTES:
+        return (
+            f"claims {header.columns} x {header.rows} pixels x {header.number_of_frames} frames "
+            f"({decoded / 1024**3:.1f} GiB decoded), more than this server decodes per file (1 GiB)"
+        )
     syntax = UID(header.transfer_syntax_uid)
     if "PixelData" not in ds or syntax.is_compressed or syntax.is_deflated:
         return None

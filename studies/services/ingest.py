@@ -23,11 +23,12 @@ from studies import storage
 from studies.imaging import archive
 from studies.imaging.headers import NEED_MORE, Header, read_header, read_header_prefix
 from studies.models import Upload
-from studies.services import rendering, series_build
+from studies.services import locks, rendering, series_build
 
 log = logging.getLogger(__name__)
 
 # progress bands of the ingest stages; rendering fills the rest (see upload_progress)
+MAX_ATTEMPTS = 3  # deliveries of one upload's ingest before it is given up
 HEADER_PREFIX_BYTES = 64 * 1024  # enough for nearly every header; longer ones are read whole
 STAGE_BANDS = {"extracting": (0, 30), "storing": (30, 40), "decoding": (40, 50), "rendering": (50, 100)}
 
@@ -41,12 +42,17 @@ class IngestState:
     upload: Upload
     skipped: list[dict] = field(default_factory=list)
     last_progress_write: float = 0.0
+    started: float = field(default_factory=time.monotonic)
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped.append({"name": name, "reason": reason})
 
     def progress(self, stage: str, fraction: float, force: bool = False) -> None:
+        """Record progress; also where the time limit is checked (Celery's soft limit is the
+        backstop for a single step that hangs)."""
         now = time.monotonic()
+        if now - self.started > settings.INGEST_TIME_LIMIT:
+            raise SoftTimeLimitExceeded()
         if not force and now - self.last_progress_write < 0.25:
             return
         self.last_progress_write = now
@@ -65,9 +71,26 @@ def archive_limits() -> archive.Limits:
 
 
 def upload_ingest(upload_id: int) -> None:
-    """Run the ingest of one upload. Safe to run again for the same upload (redelivery)."""
+    """Run the ingest of one upload. Safe to deliver twice: a second delivery while the first
+    runs does nothing; after an interrupted attempt it undoes that attempt and starts again."""
+    with locks.claim(locks.UPLOAD, upload_id) as held:
+        if held:
+            _run(upload_id)
+        else:
+            log.info("upload %s is already being ingested by another process", upload_id)
+
+
+def _run(upload_id: int) -> None:
     upload = Upload.objects.select_related("owner").filter(pk=upload_id).first()
     if upload is None or upload.is_finished:
+        return
+    state = IngestState(upload)
+    if upload.attempts >= MAX_ATTEMPTS:
+        _fail(
+            state,
+            f"The ingest was interrupted {upload.attempts} times (the worker stopped while working "
+            "on it) and was given up; run it again, and tell the administrator if it happens again.",
+        )
         return
     Upload.objects.filter(pk=upload.pk).update(
         status=Upload.Status.PROCESSING,
@@ -77,7 +100,6 @@ def upload_ingest(upload_id: int) -> None:
         attempts=F("attempts") + 1,
         error="",
     )
-    state = IngestState(upload)
     work = storage.work_dir(upload.pk)
     storage.remove_tree(work)
     if upload.attempts > 0:  # redelivered after a crash, or run again: start from a clean slate
@@ -87,7 +109,9 @@ def upload_ingest(upload_id: int) -> None:
     except (archive.ArchiveError, IngestFailed, series_build.SeriesBusy) as exc:
         _fail(state, str(exc))
     except SoftTimeLimitExceeded:
-        _fail(state, f"The ingest took longer than the limit of {settings.INGEST_TIME_LIMIT} seconds and was stopped.")
+        _fail(
+            state, f"The ingest took longer than the limit of {settings.INGEST_TIME_LIMIT:g} seconds and was stopped."
+        )
     except Exception:
         log.exception("ingest of upload %s failed", upload.pk)
         _fail(
@@ -214,6 +238,9 @@ def _finish_stage(state: IngestState) -> None:
 
 
 def _fail(state: IngestState, message: str) -> None:
+    """End the upload failed. What it had stored goes too (nothing half-written stays); its ZIP
+    is kept so that it can be run again."""
+    series_build.undo_upload(state.upload)
     changed = (
         Upload.objects.filter(pk=state.upload.pk)
         .exclude(status=Upload.Status.FAILED)

@@ -95,7 +95,11 @@ def upload_rerun(upload: Upload) -> None:
         raise UploadBusy("This upload is still being processed.")
     series_ids = list(upload.series.values_list("pk", flat=True))
     if upload.file and storage.absolute(upload.file).is_file():
+        from studies.services.series_build import undo_upload
+
+        undo_upload(upload)  # whatever a failed attempt stored goes; the new run stores it again
         Upload.objects.filter(pk=upload.pk).update(
+            attempts=0,
             status=Upload.Status.QUEUED,
             stage="queued",
             progress=0,

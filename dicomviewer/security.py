@@ -1,0 +1,58 @@
+"""Security headers and the answer to a locked-out login."""
+
+from __future__ import annotations
+
+from axes.backends import AxesStandaloneBackend
+from django.conf import settings
+from django.http import JsonResponse
+from django.shortcuts import render
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+# The interactive API docs (Swagger UI) start from an inline script.
+CSP_API_DOCS = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+
+
+class ContentSecurityPolicyMiddleware:
+    """Our pages load scripts, styles and images from this server only."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = CSP_API_DOCS if request.path.startswith("/api/docs") else CSP
+        return response
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """django-axes: too many failed logins. JSON on API paths, a page elsewhere."""
+    minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
+    message = f"Too many failed sign-in attempts. Try again in {minutes} minutes."
+    if request.path.startswith(("/api/", "/dicomweb/")):
+        return JsonResponse({"detail": message}, status=429)
+    return render(request, "registration/lockout.html", {"message": message}, status=429)
+
+
+class LockoutBackend(AxesStandaloneBackend):
+    """django-axes' lockout check, for sign-ins that come with a request (the login page, the API
+    token endpoint). Calls without a request (management commands, test logins) have no client
+    to lock out and go straight to the password check."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)

@@ -1,0 +1,124 @@
+"""Housekeeping: abandoned files and interrupted work. Run by ``manage.py cleanup_uploads``
+(from cron in production); ``recover_interrupted_work`` also runs when a worker starts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from studies import storage
+from studies.models import Instance, Series, Upload
+from studies.services import locks
+
+log = logging.getLogger(__name__)
+TMP_MAX_AGE_S = 24 * 3600
+ORPHAN_MIN_AGE_S = 3600  # a file this young may belong to an ingest that is writing its rows
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except FileNotFoundError:
+        return False
+
+
+def _files(folder: Path):
+    return (p for p in folder.iterdir()) if folder.is_dir() else iter(())
+
+
+def cleanup(now=None) -> dict:
+    """Remove what nothing refers to any more, and end uploads that can no longer finish."""
+    now = now or timezone.now()
+    report = {
+        "tmp_files": 0,
+        "work_dirs": 0,
+        "failed_zips": 0,
+        "stuck_uploads": 0,
+        "orphan_originals": 0,
+        "orphan_derived": 0,
+    }
+    media = storage.media_root()
+    for path in _files(media / "tmp"):
+        if path.is_file() and _older_than(path, TMP_MAX_AGE_S):
+            path.unlink(missing_ok=True)
+            report["tmp_files"] += 1
+    report["stuck_uploads"] = _end_stuck_uploads(now)
+    running = set(Upload.objects.filter(status=Upload.Status.PROCESSING).values_list("pk", flat=True))
+    for path in _files(media / "work"):
+        if path.name.isdigit() and int(path.name) not in running:
+            storage.remove_tree(path)
+            report["work_dirs"] += 1
+    keep_until = now - timedelta(days=settings.FAILED_UPLOAD_RETENTION_DAYS)
+    for upload in Upload.objects.filter(status=Upload.Status.FAILED, finished_at__lt=keep_until).exclude(file=""):
+        storage.remove_tree(storage.upload_dir(upload.pk))
+        Upload.objects.filter(pk=upload.pk).update(file="")
+        report["failed_zips"] += 1
+    report["orphan_originals"], report["orphan_derived"] = _orphans(media)
+    return report
+
+
+def _end_stuck_uploads(now) -> int:
+    """Uploads still queued or processing long after any ingest could have ended."""
+    deadline = now - timedelta(seconds=settings.INGEST_TIME_LIMIT + 900)
+    ended = 0
+    stuck = Upload.objects.filter(status__in=[Upload.Status.QUEUED, Upload.Status.PROCESSING], created_at__lt=deadline)
+    for upload in stuck:
+        with locks.claim(locks.UPLOAD, upload.pk) as free:
+            if not free:
+                continue  # an ingest is running it right now
+            ended += Upload.objects.filter(pk=upload.pk, status=upload.status).update(
+                status=Upload.Status.FAILED,
+                stage="failed",
+                finished_at=now,
+                error="The ingest was interrupted and did not finish; run the upload again.",
+            )
+    return ended
+
+
+def _orphans(media: Path) -> tuple[int, int]:
+    originals = derived = 0
+    series_ids = set(Series.objects.values_list("pk", flat=True))
+    for folder in _files(media / "originals"):
+        if not folder.name.isdigit():
+            continue
+        if int(folder.name) not in series_ids:
+            if _older_than(folder, ORPHAN_MIN_AGE_S):
+                storage.remove_tree(folder)
+                originals += 1
+            continue
+        known = {
+            Path(f).name for f in Instance.objects.filter(series_id=int(folder.name)).values_list("file", flat=True)
+        }
+        for path in _files(folder):
+            if path.name not in known and _older_than(path, ORPHAN_MIN_AGE_S):
+                path.unlink(missing_ok=True)
+                originals += 1
+    for folder in _files(media / "derived"):
+        if folder.name.isdigit() and int(folder.name) not in series_ids and _older_than(folder, ORPHAN_MIN_AGE_S):
+            storage.remove_tree(folder)
+            derived += 1
+    return originals, derived
+
+
+def recover_interrupted_work() -> int:
+    """Re-queue ingests that a stopped worker left half done. Only needed with the filesystem
+    broker, which (unlike Redis) loses the messages of a worker killed mid-task."""
+    from studies.tasks import series_rebuild_task, upload_ingest_task
+
+    requeued = 0
+    unfinished = Upload.objects.filter(status__in=[Upload.Status.QUEUED, Upload.Status.PROCESSING])
+    for upload in unfinished.exclude(stage="rendering"):
+        with locks.claim(locks.UPLOAD, upload.pk) as free:
+            if free:  # a duplicate delivery is harmless: the claim and the status stop it
+                upload_ingest_task.delay(upload.pk)
+                requeued += 1
+    for series_id in Series.objects.filter(render_status=Series.Render.RENDERING).values_list("pk", flat=True):
+        log.info("re-rendering series %s left unfinished", series_id)
+        series_rebuild_task.delay(series_id)
+        requeued += 1
+    return requeued

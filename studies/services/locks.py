@@ -1,0 +1,52 @@
+"""Exclusive claims that die with their process.
+
+A task can be delivered twice (a worker killed mid-task and the message redelivered, or work
+re-queued after a restart). An upload's ingest must never run twice at once: it takes a claim
+that the operating system or database releases when the process holding it dies.
+
+- PostgreSQL: a session-level advisory lock (released when the connection closes).
+- SQLite (one machine by design): an flock on a file under VAR_DIR/locks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+LOCK_SPACE = 0x44560000  # "DV": keeps our advisory lock ids apart from other applications'
+
+
+@contextmanager
+def claim(kind: int, key: int):
+    """Yield True if this process now holds the claim (kind, key), False if another does."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_SPACE + kind, key])
+            held = cursor.fetchone()[0]
+        try:
+            yield held
+        finally:
+            if held:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_SPACE + kind, key])
+        return
+    folder = Path(settings.VAR_DIR) / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{kind}-{key}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:
+            held = False
+        yield held
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+UPLOAD = 1
