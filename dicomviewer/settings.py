@@ -35,7 +35,7 @@ def env_list(name, default=""):
 
 
 DEBUG = env_bool("DEBUG", False)
-VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 # A key that is empty or one of the published placeholders is refused unless DEBUG is on.
 _PLACEHOLDER_KEYS = {"", "change-me", "changeme", "secret", "django-insecure"}
@@ -105,7 +105,7 @@ TEMPLATES = [
 ]
 
 # --- Storage -------------------------------------------------------------------------------
-MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"  # never served publicly; images go through permission-checked views
 # Behind nginx: the internal location that maps to MEDIA_ROOT (see deploy/nginx.conf).
 MEDIA_ACCEL_REDIRECT = env("MEDIA_ACCEL_REDIRECT", "")

@@ -283,8 +283,7 @@ class StudyViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
         study = self.get_object()
         if not selectors.can_edit_study(request.user, study):
             raise PermissionDenied("You can view this study but not delete it: only its owner (or staff) may.")
-        record(AuditEvent.Action.STUDY_DELETE, request=request, obj=study, detail={"series": study.num_series})
-        study_delete(study)
+        study_delete(study=study, request=request)  # audited by the service
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses=ZIP_RESPONSE)
@@ -328,8 +327,7 @@ class SeriesViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
         series = self.get_object()
         if not selectors.studies_editable_by(request.user).filter(pk=series.study_id).exists():
             raise PermissionDenied("You can view this series but not delete it: only its owner (or staff) may.")
-        record(AuditEvent.Action.SERIES_DELETE, request=request, obj=series, detail={"study_id": series.study_id})
-        series_delete(series)
+        series_delete(series=series, request=request)  # audited by the service
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses=ZIP_RESPONSE)

@@ -1,57 +1,63 @@
-"""Deleting studies and series: rows first (one transaction), then their files once committed."""
+"""Deleting studies and series: their rows in one transaction, their files once it has committed.
+
+A series' files are all under ``originals/<series>/`` and ``derived/<series>/`` (see storage), so
+deleting a series removes those two folders; a rolled-back delete never loses a file. The study
+goes with its last series and the patient with its last study. Each delete is audited.
+"""
 
 from __future__ import annotations
 
 from django.db import transaction
 
+from audit.models import AuditEvent
+from audit.services import record
 from studies import storage
 from studies.models import Patient, Series, Study
+from studies.services.series_build import update_study
 
 
-def study_delete(study: Study) -> None:
-    """Remove a study, its series, instances, original files and derived images."""
+def study_delete(*, study: Study, user=None, request=None) -> None:
+    """Remove a study, its series, instances, shares and files (and its patient if left alone)."""
     with transaction.atomic():
         locked = Study.objects.select_for_update().filter(pk=study.pk).first()
         if locked is None:
-            return
+            return  # deleted meanwhile
         series_ids = list(Series.objects.filter(study=locked).values_list("pk", flat=True))
+        record(
+            AuditEvent.Action.STUDY_DELETE,
+            request=request,
+            user=user,
+            obj=locked,
+            detail={"series": len(series_ids), "instances": locked.num_instances},
+        )
         patient_id = locked.patient_id
         locked.delete()
-        _delete_patient_if_empty(patient_id)
+        Patient.objects.filter(pk=patient_id, studies__isnull=True).delete()
         transaction.on_commit(lambda: _remove_files(series_ids))
 
 
-def series_delete(series: Series) -> None:
-    """Remove a series and its files; the study's counts follow, and a study left empty goes too."""
+def series_delete(*, series: Series, user=None, request=None) -> None:
+    """Remove a series, its instances and files; the study's counts follow. Deleting the last
+    series of a study deletes the study."""
     with transaction.atomic():
         study = Study.objects.select_for_update().filter(pk=series.study_id).first()
-        if study is None:
+        locked = Series.objects.filter(pk=series.pk, study=study).first() if study else None
+        if locked is None:
+            return  # deleted meanwhile
+        record(
+            AuditEvent.Action.SERIES_DELETE,
+            request=request,
+            user=user,
+            obj=locked,
+            detail={"study_id": study.pk, "instances": locked.num_instances},
+        )
+        if not Series.objects.filter(study=study).exclude(pk=locked.pk).exists():
+            study_delete(study=study, user=user, request=request)
             return
-        deleted, _ = Series.objects.filter(pk=series.pk).delete()
-        if not deleted:
-            return
-        if Series.objects.filter(study=study).exists():
-            study_update_counts(study)
-        else:
-            patient_id = study.patient_id
-            study.delete()
-            _delete_patient_if_empty(patient_id)
-        series_id = series.pk
+        series_id = locked.pk  # delete() clears it
+        locked.delete()
+        update_study(study)
         transaction.on_commit(lambda: _remove_files([series_id]))
-
-
-def study_update_counts(study: Study) -> None:
-    """num_series, num_instances and ModalitiesInStudy from the study's series."""
-    rows = list(Series.objects.filter(study=study).values_list("modality", "num_instances"))
-    Study.objects.filter(pk=study.pk).update(
-        modalities="\\".join(sorted({modality for modality, _ in rows if modality}))[:128],
-        num_series=len(rows),
-        num_instances=sum(count for _, count in rows),
-    )
-
-
-def _delete_patient_if_empty(patient_id: int) -> None:
-    Patient.objects.filter(pk=patient_id, studies__isnull=True).delete()
 
 
 def _remove_files(series_ids: list[int]) -> None:
