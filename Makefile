@@ -6,7 +6,7 @@ export VAR_DIR ?= var
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 
-.PHONY: run test install lint check bench clean
+.PHONY: run demo test install lint check bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ run: install
 		$(PY) manage.py migrate --noinput && \
 		$(PY) manage.py ensure_admin && \
 		exec $(PY) manage.py serve all'
+
+# A synthetic CT for a newcomer to look at (run beside `make run`, whose worker ingests it).
+DEMO_USER ?= admin
+demo: install
+	$(PY) manage.py make_demo_study --user $(DEMO_USER)
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

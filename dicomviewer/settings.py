@@ -62,9 +62,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served from here, no CDN
     "axes",
     "audit",
     "studies",
+    "tokens",
+    "dicomweb",
     "viewer",
 ]
 
@@ -218,14 +223,49 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "dicomviewer@localhost")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "tokens.authentication.ApiTokenAuthentication",  # Token <key> and Bearer <key>
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "studies.api.pagination.Pagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "studies.api.filters.StrictOrderingFilter",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "studies.api.errors.exception_handler",
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "dicomviewer API",
+    "DESCRIPTION": (
+        "Patients, studies, series, instances and uploads of the signed-in user (and what is shared with them); "
+        "downloads, deletes, re-runs and API tokens. DICOMweb (QIDO-RS, WADO-RS, STOW-RS) is served under "
+        "/dicomweb/ as specified by DICOM PS3.18 and is not part of this schema."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "PREPROCESSING_HOOKS": ["studies.api.schema.only_api_paths"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "studies.api.schema.add_error_responses",
+    ],
+}
+
+# --- DICOMweb ------------------------------------------------------------------------------
+# STOW-RS waits this long for the ingest of what it stored before answering (then 202 + warning).
+STOW_WAIT_SECONDS = env_int("STOW_WAIT_SECONDS", 30)
+# BulkDataURI and RetrieveURL: absolute (from Host / X-Forwarded-Host and -Proto) or relative to
+# the service root ("studies/..."), for viewers behind a same-origin proxy that resolve them.
+DICOMWEB_RELATIVE_URIS = env_bool("DICOMWEB_RELATIVE_URIS", False)
+# Binary values longer than this (bytes) are replaced by a BulkDataURI in metadata.
+DICOMWEB_BULKDATA_THRESHOLD = env_int("DICOMWEB_BULKDATA_THRESHOLD", 1024)
 
 # --- Audit trail ---------------------------------------------------------------------------
 AUDIT_IMAGE_WINDOW = env_int("AUDIT_IMAGE_WINDOW", 300)  # seconds: one image-access event per series per user

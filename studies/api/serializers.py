@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from studies.models import Patient, Series, Study, Upload
+from studies.models import Instance, Patient, Series, Study, Upload
 from studies.services.ingest import upload_progress
 
 
@@ -8,6 +8,37 @@ class PatientSerializer(serializers.ModelSerializer):
     class Meta:
         model = Patient
         fields = ["id", "patient_id", "issuer_of_patient_id", "name", "birth_date", "sex"]
+
+
+class PatientListSerializer(PatientSerializer):
+    num_studies = serializers.IntegerField(read_only=True, help_text="Studies of this patient visible to you")
+
+    class Meta(PatientSerializer.Meta):
+        fields = PatientSerializer.Meta.fields + ["num_studies"]
+
+
+class StudySummarySerializer(serializers.ModelSerializer):
+    modalities = serializers.ListField(source="modality_list", child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Study
+        fields = [
+            "id",
+            "study_instance_uid",
+            "study_date",
+            "description",
+            "accession_number",
+            "modalities",
+            "num_series",
+            "num_instances",
+        ]
+
+
+class PatientDetailSerializer(PatientSerializer):
+    studies = StudySummarySerializer(many=True, read_only=True, source="visible_studies")
+
+    class Meta(PatientSerializer.Meta):
+        fields = PatientSerializer.Meta.fields + ["studies"]
 
 
 class SeriesSummarySerializer(serializers.ModelSerializer):
@@ -100,6 +131,65 @@ class SeriesSerializer(serializers.ModelSerializer):
         return (series.layout or {}).get("notes", [])
 
 
+class SeriesListSerializer(SeriesSummarySerializer):
+    study = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta(SeriesSummarySerializer.Meta):
+        fields = SeriesSummarySerializer.Meta.fields + ["study", "body_part_examined", "is_volume"]
+
+
+class InstanceSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Instance
+        fields = ["id", "sop_instance_uid", "instance_number", "number_of_frames", "in_volume"]
+
+
+class SeriesDetailSerializer(SeriesSerializer):
+    instances = InstanceSummarySerializer(many=True, read_only=True)
+
+    class Meta(SeriesSerializer.Meta):
+        fields = SeriesSerializer.Meta.fields + ["instances"]
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    study = serializers.IntegerField(source="series.study_id", read_only=True)
+    image_position = serializers.ListField(child=serializers.FloatField(), allow_null=True, read_only=True)
+    image_orientation = serializers.ListField(child=serializers.FloatField(), allow_null=True, read_only=True)
+    pixel_spacing = serializers.ListField(child=serializers.FloatField(), allow_null=True, read_only=True)
+
+    class Meta:
+        model = Instance
+        fields = [
+            "id",
+            "sop_instance_uid",
+            "sop_class_uid",
+            "series",
+            "study",
+            "instance_number",
+            "transfer_syntax_uid",
+            "rows",
+            "columns",
+            "number_of_frames",
+            "samples_per_pixel",
+            "photometric_interpretation",
+            "bits_allocated",
+            "bits_stored",
+            "pixel_representation",
+            "image_position",
+            "image_orientation",
+            "pixel_spacing",
+            "window_center",
+            "window_width",
+            "rescale_slope",
+            "rescale_intercept",
+            "file_size",
+            "in_volume",
+            "note",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
 class SkippedFileSerializer(serializers.Serializer):
     name = serializers.CharField()
     reason = serializers.CharField()
@@ -138,3 +228,38 @@ class UploadSerializer(serializers.ModelSerializer):
 
 class UploadCreateSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="A ZIP archive of DICOM files.")
+
+
+class UploadCreatedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    url = serializers.URLField()
+
+
+class StrictCharField(serializers.CharField):
+    """Text only: a number or a boolean is a 400, not turned into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TokenSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    name = StrictCharField(
+        max_length=100, trim_whitespace=False, help_text="What the token is for, e.g. 'nightly export'."
+    )
+    prefix = serializers.CharField(read_only=True, help_text="The first characters of the key.")
+    created_at = serializers.DateTimeField(read_only=True)
+    last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class TokenCreatedSerializer(TokenSerializer):
+    key = serializers.CharField(
+        read_only=True, help_text="Send as 'Authorization: Token <key>' or 'Bearer <key>'. Shown only once."
+    )
+
+
+class TokenKeySerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as 'Authorization: Token <token>'.")

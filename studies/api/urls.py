@@ -1,19 +1,42 @@
-from django.urls import path
-from rest_framework.authtoken.views import obtain_auth_token
+from django.urls import path, register_converter
 from rest_framework.routers import SimpleRouter
 
 from studies.api import views
+
+
+class IdConverter:
+    """A primary key that fits the database's 64-bit ids (longer digit strings are a 404)."""
+
+    regex = views.ID
+
+    def to_python(self, value):
+        return int(value)
+
+    def to_url(self, value):
+        return str(value)
+
+
+register_converter(IdConverter, "id")
 
 app_name = "api"
 
 router = SimpleRouter()
 router.register("uploads", views.UploadViewSet, basename="upload")
+router.register("patients", views.PatientViewSet, basename="patient")
 router.register("studies", views.StudyViewSet, basename="study")
 router.register("series", views.SeriesViewSet, basename="series")
+router.register("instances", views.InstanceViewSet, basename="instance")
+router.register("tokens", views.TokenViewSet, basename="token")
+
+download = {"get": "archive"}
+binary = {"content_negotiation_class": views.AnyAcceptNegotiation}
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="token"),
-    path("series/<int:pk>/planes/<str:plane>/<int:index>.png", views.PlaneImageView.as_view(), name="plane-image"),
-    path("series/<int:pk>/thumbnail.png", views.ThumbnailView.as_view(), name="thumbnail"),
+    path("auth/token/", views.LoginTokenView.as_view(), name="token"),
+    path("studies/<id:pk>/archive.zip", views.StudyViewSet.as_view(download, **binary), name="study-archive"),
+    path("series/<id:pk>/archive.zip", views.SeriesViewSet.as_view(download, **binary), name="series-archive"),
+    path("instances/<id:pk>/file", views.InstanceViewSet.as_view({"get": "file"}, **binary), name="instance-file"),
+    path("series/<id:pk>/planes/<str:plane>/<int:index>.png", views.PlaneImageView.as_view(), name="plane-image"),
+    path("series/<id:pk>/thumbnail.png", views.ThumbnailView.as_view(), name="thumbnail"),
     *router.urls,
 ]

@@ -1,37 +1,167 @@
-"""The REST API. Querysets come from selectors, so a user only ever reaches their own data."""
+"""The REST API. Querysets come from selectors, so a user only ever reaches what they may see;
+anything else answers 404. Deleting needs ``studies_editable_by`` (else 403 if visible)."""
 
 from __future__ import annotations
 
 import math
 
-from django.http import FileResponse, HttpResponseNotModified
+import django_filters
+from django.conf import settings
+from django.db.models import Count, Prefetch, Q
+from django.http import HttpResponseNotModified, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.decorators import action
+from rest_framework.exceptions import ParseError, PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import AuditEvent
 from audit.services import record, record_images_view
 from studies import selectors, storage
-from studies.api import serializers
+from studies.api import filters, serializers
+from studies.files import file_response
 from studies.imaging.render import Window
 from studies.services import rendering
-from studies.services.uploads import InvalidUpload, SizeLimitHandler, upload_create
+from studies.services.archives import zip_stream
+from studies.services.deletion import series_delete, study_delete
+from studies.services.uploads import InvalidUpload, SizeLimitHandler, UploadBusy, upload_create, upload_rerun
+from tokens.services import token_create, token_revoke
+
+ID = r"[0-9]{1,18}"  # ids that fit the database's 64-bit keys; anything else is a 404
+
+IMAGE_RESPONSES = {
+    (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The PNG image."),
+    304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
+    503: OpenApiResponse(description="The images are still being prepared; retry after Retry-After seconds."),
+}
+ZIP_RESPONSE = {(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="A ZIP of the originals.")}
+DELETE_RESPONSES = {
+    204: OpenApiResponse(description="Deleted, with all its files."),
+    403: OpenApiResponse(description="Visible to you but not yours to delete."),
+}
 
 
 class AnyAcceptNegotiation(DefaultContentNegotiation):
-    """Image endpoints answer PNG whatever the Accept header says; errors come back as JSON."""
+    """Image and file endpoints answer their own type whatever the Accept header says; errors are JSON."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
 
 
+def filter_names(request, view) -> list[str]:
+    """The filters a list request used, by name (never values); unknown parameters do nothing and
+    are left out (their names are the client's free text)."""
+    known = {"search"}
+    filterset = getattr(view, "filterset_class", None)
+    for name, declared in filterset.base_filters.items() if filterset else ():
+        known.add(name)
+        if isinstance(declared, django_filters.RangeFilter | django_filters.DateFromToRangeFilter):
+            known.update({f"{name}_after", f"{name}_before", f"{name}_min", f"{name}_max"})
+    return sorted(key for key in request.query_params if key in known)
+
+
+def audit_list(request, response, view, resource: str | None = None) -> None:
+    names = filter_names(request, view)
+    action_ = AuditEvent.Action.STUDY_SEARCH if names else AuditEvent.Action.STUDY_LIST
+    detail = {"filters": names, "results": response.data.get("count")}
+    if resource:
+        detail["resource"] = resource
+    record(action_, request=request, detail=detail)
+
+
+def download_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in ".-_" else "_" for ch in text)[:120] or "download"
+
+
+def zip_response(request, obj, members, filename: str) -> StreamingHttpResponse:
+    record(AuditEvent.Action.DOWNLOAD, request=request, obj=obj, detail={"files": len(members), "format": "zip"})
+    response = StreamingHttpResponse(zip_stream(members), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{download_name(filename)}.zip"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+def members_of(instances) -> list:
+    """(name in the archive, path) of each instance: <SeriesInstanceUID>/<SOPInstanceUID>.dcm."""
+    rows = instances.values_list("series__series_instance_uid", "sop_instance_uid", "file").order_by(
+        "series__series_number", "series_id", "instance_number", "id"
+    )
+    return [(f"{series_uid}/{sop_uid}.dcm", storage.absolute(path)) for series_uid, sop_uid, path in rows]
+
+
+# --- auth and tokens ------------------------------------------------------------------------
+
+
+class LoginTokenView(APIView):
+    """Exchange a username and password for a new API token (revocable at /api/tokens/)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    parser_classes = [FormParser, MultiPartParser, JSONParser]
+
+    @extend_schema(
+        request=AuthTokenSerializer,
+        responses={
+            200: serializers.TokenKeySerializer,
+            429: OpenApiResponse(description="Too many failed sign-ins: locked out for a while."),
+        },
+        auth=[],
+    )
+    def post(self, request):
+        # the Django request itself: the brute-force lockout (django-axes) marks it for its middleware
+        serializer = AuthTokenSerializer(data=request.data, context={"request": request._request})
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        token, key = token_create(user=user, name="login")
+        record(AuditEvent.Action.TOKEN_CREATE, request=request, user=user, obj=token, detail={"name": token.name})
+        return Response({"token": key})
+
+
+class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """The signed-in user's API tokens: create (the key is shown once), list, revoke."""
+
+    serializer_class = serializers.TokenSerializer
+    lookup_value_regex = ID
+    filter_backends = []
+
+    def get_queryset(self):
+        return self.request.user.api_tokens.filter(revoked_at__isnull=True)
+
+    @extend_schema(request=serializers.TokenSerializer, responses={201: serializers.TokenCreatedSerializer})
+    def create(self, request):
+        serializer = serializers.TokenSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, key = token_create(user=request.user, name=serializer.validated_data["name"])
+        record(AuditEvent.Action.TOKEN_CREATE, request=request, obj=token, detail={"name": token.name})
+        body = serializers.TokenSerializer(token).data | {"key": key}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: OpenApiResponse(description="Revoked: the key no longer authenticates.")})
+    def destroy(self, request, *args, **kwargs):
+        token = self.get_object()
+        token_revoke(token)
+        record(AuditEvent.Action.TOKEN_REVOKE, request=request, obj=token, detail={"name": token.name})
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- uploads -----------------------------------------------------------------------------------
+
+
 class UploadViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = serializers.UploadSerializer
     parser_classes = [MultiPartParser, FormParser]
+    lookup_value_regex = ID
+    filterset_class = filters.UploadFilter
+    ordering_fields = ["created_at", "id", "status"]
+    ordering = ["-created_at", "-id"]
+    search_fields = ["original_name"]
 
     def get_queryset(self):
         return selectors.uploads_visible_to(self.request.user).prefetch_related("studies")
@@ -45,14 +175,20 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
             request.upload_handlers.insert(0, SizeLimitHandler(request))
         return super().initialize_request(request, *args, **kwargs)
 
+    @extend_schema(
+        request={"multipart/form-data": serializers.UploadCreateSerializer},
+        responses={
+            202: serializers.UploadCreatedSerializer,
+            413: OpenApiResponse(description="Larger than MAX_UPLOAD_BYTES."),
+            415: OpenApiResponse(description="Not a multipart/form-data request."),
+        },
+    )
     def create(self, request, *args, **kwargs):
         try:
             uploaded = request.data.get("file")
         except ParseError:
             uploaded = None
         if getattr(request._request, "upload_too_large", False):
-            from django.conf import settings
-
             return Response(
                 {"detail": f"The upload is larger than the limit of {settings.MAX_UPLOAD_BYTES:,} bytes."},
                 status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
@@ -67,8 +203,63 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
         body = serializers.UploadSerializer(upload, context={"request": request}).data
         return Response({"id": upload.pk, "status": upload.status, "url": body["url"]}, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        request=None,
+        responses={
+            202: serializers.UploadSerializer,
+            409: OpenApiResponse(description="Still being processed, or nothing left to re-run."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        """Run the ingest again (a failed upload whose ZIP is kept), or rebuild the series it stored."""
+        upload = self.get_object()
+        try:
+            upload_rerun(upload)
+        except UploadBusy as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        upload.refresh_from_db()
+        return Response(self.get_serializer(upload).data, status=status.HTTP_202_ACCEPTED)
 
-class StudyViewSet(viewsets.ReadOnlyModelViewSet):
+
+# --- patients, studies, series, instances ------------------------------------------------------
+
+
+class PatientViewSet(viewsets.ReadOnlyModelViewSet):
+    lookup_value_regex = ID
+    filterset_class = filters.PatientFilter
+    search_fields = ["patient_id", "name"]
+    ordering_fields = ["name", "patient_id", "birth_date", "id"]
+    ordering = ["name", "id"]
+
+    def get_queryset(self):
+        user = self.request.user
+        queryset = selectors.patients_visible_to(user)
+        visible = selectors.studies_visible_to(user)
+        if self.action == "retrieve":
+            studies = visible.order_by("-study_date", "-id")
+            return queryset.prefetch_related(Prefetch("studies", queryset=studies, to_attr="visible_studies"))
+        return queryset.annotate(num_studies=Count("studies", filter=Q(studies__in=visible.values("pk"))))
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return serializers.PatientDetailSerializer
+        return serializers.PatientListSerializer
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        audit_list(request, response, self, "patients")
+        return response
+
+
+@extend_schema_view(destroy=extend_schema(responses=DELETE_RESPONSES))
+class StudyViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    lookup_value_regex = ID
+    filterset_class = filters.StudyFilter
+    search_fields = ["description", "accession_number", "study_instance_uid", "patient__patient_id", "patient__name"]
+    ordering_fields = ["study_date", "created_at", "accession_number", "num_instances", "id"]
+    ordering = ["-study_date", "-id"]
+
     def get_queryset(self):
         queryset = selectors.studies_visible_to(self.request.user).select_related("patient")
         if self.action == "retrieve":
@@ -80,51 +271,146 @@ class StudyViewSet(viewsets.ReadOnlyModelViewSet):
 
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
-        filters = sorted(key for key in request.query_params if key not in ("page", "page_size", "format"))
-        action = AuditEvent.Action.STUDY_SEARCH if filters else AuditEvent.Action.STUDY_LIST
-        record(action, request=request, detail={"filters": filters, "results": response.data.get("count")})
+        audit_list(request, response, self)
         return response
 
     def retrieve(self, request, *args, **kwargs):
-        response = super().retrieve(request, *args, **kwargs)
-        record(AuditEvent.Action.STUDY_VIEW, request=request, obj=self.get_object())
-        return response
+        study = self.get_object()
+        record(AuditEvent.Action.STUDY_VIEW, request=request, obj=study)
+        return Response(self.get_serializer(study).data)
+
+    def destroy(self, request, *args, **kwargs):
+        study = self.get_object()
+        if not selectors.can_edit_study(request.user, study):
+            raise PermissionDenied("You can view this study but not delete it: only its owner (or staff) may.")
+        study_delete(study=study, request=request)  # audited by the service
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses=ZIP_RESPONSE)
+    def archive(self, request, pk=None):
+        """Every original file of the study, as a ZIP streamed while it is written."""
+        study = self.get_object()
+        members = members_of(selectors.instances_visible_to(request.user).filter(series__study=study))
+        return zip_response(request, study, members, f"study-{study.pk}")
 
 
-class SeriesViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    serializer_class = serializers.SeriesSerializer
+@extend_schema_view(destroy=extend_schema(responses=DELETE_RESPONSES))
+class SeriesViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    lookup_value_regex = ID
+    filterset_class = filters.SeriesFilter
+    search_fields = ["description", "series_instance_uid", "body_part_examined"]
+    ordering_fields = ["series_number", "created_at", "num_instances", "id"]
+    ordering = ["study_id", "series_number", "id"]
 
     def get_queryset(self):
-        return selectors.series_visible_to(self.request.user)
+        queryset = selectors.series_visible_to(self.request.user)
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related("instances")
+        return queryset
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return serializers.SeriesDetailSerializer
+        return serializers.SeriesListSerializer
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        audit_list(request, response, self, "series")
+        return response
 
     def retrieve(self, request, *args, **kwargs):
         series = self.get_object()
         record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
         return Response(self.get_serializer(series).data)
 
+    def destroy(self, request, *args, **kwargs):
+        series = self.get_object()
+        if not selectors.studies_editable_by(request.user).filter(pk=series.study_id).exists():
+            raise PermissionDenied("You can view this series but not delete it: only its owner (or staff) may.")
+        series_delete(series=series, request=request)  # audited by the service
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
-def parse_window(params) -> Window | None:
+    @extend_schema(responses=ZIP_RESPONSE)
+    def archive(self, request, pk=None):
+        """Every original file of the series, as a ZIP streamed while it is written."""
+        series = self.get_object()
+        members = members_of(selectors.instances_visible_to(request.user).filter(series=series))
+        return zip_response(request, series, members, f"series-{series.pk}")
+
+
+class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = serializers.InstanceSerializer
+    lookup_value_regex = ID
+    filterset_class = filters.InstanceFilter
+    search_fields = ["sop_instance_uid"]
+    ordering_fields = ["instance_number", "created_at", "id"]
+    ordering = ["series_id", "instance_number", "id"]
+
+    def get_queryset(self):
+        return selectors.instances_visible_to(self.request.user).select_related("series")
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        audit_list(request, response, self, "instances")
+        return response
+
+    @extend_schema(
+        responses={(200, "application/dicom"): OpenApiResponse(OpenApiTypes.BINARY, description="The original file.")}
+    )
+    def file(self, request, pk=None):
+        """The original DICOM file, byte for byte as it was uploaded."""
+        instance = self.get_object()
+        record(AuditEvent.Action.DOWNLOAD, request=request, obj=instance, detail={"format": "dicom"})
+        name = f"{download_name(instance.sop_instance_uid)}.dcm"
+        response = file_response(storage.absolute(instance.file), "application/dicom", name)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+
+# --- images --------------------------------------------------------------------------------------
+
+
+IDENTITY_WINDOW = (127.5, 256.0)  # 8-bit values unchanged: for series without a window of their own
+
+
+def parse_window(params, series=None) -> Window | None:
+    """``?wc=&ww=``; one alone takes the other from the series' window."""
     wc, ww = params.get("wc"), params.get("ww")
     if wc is None and ww is None:
         return None
+    default = (series.window_center, series.window_width) if series is not None and series.window else IDENTITY_WINDOW
     try:
-        center, width = float(wc), float(ww)
+        center = float(wc) if wc is not None else default[0]
+        width = float(ww) if ww is not None else default[1]
     except (TypeError, ValueError):
-        raise ValidationError({"detail": "wc and ww must both be numbers (window centre and width)."}) from None
+        raise ValidationError({"detail": "wc and ww must be numbers (window centre and width)."}) from None
     if not (math.isfinite(center) and math.isfinite(width)) or width <= 0:
         raise ValidationError({"detail": "ww must be a positive number and wc a finite one."})
     return Window(round(center, 2), round(width, 2))
 
 
-def png_response(request, path, etag: str, current: bool) -> FileResponse | HttpResponseNotModified:
+def png_response(request, path, etag: str, current: bool):
     if request.headers.get("If-None-Match") == etag:
         response = HttpResponseNotModified()
     else:
-        response = FileResponse(open(path, "rb"), content_type="image/png")
+        response = file_response(path, "image/png")
     response["ETag"] = etag
     # Browsers may keep images; shared caches never. Versioned URLs (?v=) may be kept a day.
     response["Cache-Control"] = "private, max-age=86400" if current else "private, no-cache"
     return response
+
+
+def not_ready(detail: str) -> Response:
+    response = Response({"detail": detail}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    response["Retry-After"] = "1"
+    return response
+
+
+VERSION_PARAM = OpenApiParameter(
+    "v",
+    {"type": "integer", "minimum": 0, "maximum": 999999999},
+    description="render_version of the series: the answer may be cached a day",
+)
 
 
 class ImageView(APIView):
@@ -137,13 +423,29 @@ class ImageView(APIView):
 
     @staticmethod
     def current(request, series) -> bool:
-        return request.query_params.get("v") == str(series.render_version)
+        version = request.query_params.get("v")
+        if version is not None and not (version.isdigit() and len(version) < 10):
+            raise ValidationError({"v": ["The render_version of the series: a whole number."]})
+        return version == str(series.render_version)
 
 
 class PlaneImageView(ImageView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("wc", float, description="Window centre; default: the series' window centre"),
+            OpenApiParameter(
+                "ww",
+                {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+                description="Window width, > 0; default: the series' window width",
+            ),
+            VERSION_PARAM,
+        ],
+        responses=IMAGE_RESPONSES,
+    )
     def get(self, request, pk: int, plane: str, index: int):
+        """One image of a plane (axial, coronal, sagittal, or stack) at the default or a given window."""
         series = self.series(request, pk)
-        window = parse_window(request.query_params)
+        window = parse_window(request.query_params, series)
         key = f"{window.center}/{window.width}" if window else "default"
         etag = f'"{series.pk}-{series.render_version}-{plane}-{index}-{key}"'
         if request.headers.get("If-None-Match") == etag:
@@ -159,24 +461,17 @@ class PlaneImageView(ImageView):
                 {"detail": f"Image {index} does not exist: the {plane} plane has {count} images."}, status=404
             )
         except rendering.NotReady:
-            response = Response(
-                {"detail": "The images of this series are still being prepared; try again shortly."},
-                status=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
-            response["Retry-After"] = "1"
-            return response
+            return not_ready("The images of this series are still being prepared; try again shortly.")
         return png_response(request, path, etag, self.current(request, series))
 
 
 class ThumbnailView(ImageView):
+    @extend_schema(parameters=[VERSION_PARAM], responses=IMAGE_RESPONSES)
     def get(self, request, pk: int):
+        """A thumbnail of the series, at most 160 pixels wide and high."""
         series = self.series(request, pk)
         path = storage.thumbnail_path(series.pk, series.render_version)
         if not path.exists():
-            response = Response(
-                {"detail": "The thumbnail of this series is not ready yet."}, status=status.HTTP_503_SERVICE_UNAVAILABLE
-            )
-            response["Retry-After"] = "1"
-            return response
+            return not_ready("The thumbnail of this series is not ready yet.")
         etag = f'"{series.pk}-{series.render_version}-thumb"'
         return png_response(request, path, etag, self.current(request, series))

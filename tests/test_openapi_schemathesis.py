@@ -1,0 +1,69 @@
+"""The OpenAPI schema is complete and true: schemathesis generates requests for every operation
+from /api/schema/ and checks each answer of the live server against it (status codes, content
+types, bodies, no server errors, invalid input rejected, valid input accepted).
+
+Nothing is excluded. The client authenticates with the per-user key of DRF's authtoken table
+(what POST /api/auth/token/ used to hand out), which is not among the revocable tokens of
+/api/tokens/, so that a generated DELETE /api/tokens/{id}/ cannot revoke the test's own credential.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+from studies.models import Upload
+from tests import dicomgen
+from tests.conftest import PASSWORD, ingest_zip, make_zip
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+@pytest.fixture
+def token_key(user, tmp_path, eager_celery):
+    from rest_framework.authtoken.models import Token
+
+    voxels = np.arange(3 * 8 * 8, dtype=np.int16).reshape(3, 8, 8)
+    paths = dicomgen.write_volume(tmp_path / "src", voxels, spacing=(1.0, 1.0), slice_step=2.0)
+    upload = ingest_zip(user, make_zip(tmp_path / "one.zip", {p.name: p for p in paths}))
+    assert upload.status == Upload.Status.DONE, upload.error
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+EXAMPLES_PER_OPERATION = 25
+
+
+def valid_bodies(tmp_path) -> dict:
+    """Bodies that are valid in ways a schema cannot say: a real account's credentials (others are
+    rightly a 400), a real ZIP archive (other files are rightly a 400). Used for the valid cases."""
+    credentials = {"username": "alice", "password": PASSWORD}
+    archive = make_zip(tmp_path / "notes.zip", {"readme.txt": b"no images"}).read_bytes()
+    login_types = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
+    return {
+        ("POST", "/api/auth/token/"): [(media, credentials) for media in login_types],
+        ("POST", "/api/uploads/"): [("multipart/form-data", {"file": archive})],
+    }
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["valid", "invalid"])
+def test_api_answers_as_its_schema_says(live_server, token_key, mode, tmp_path):
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/")
+    headers = {"Authorization": f"Token {token_key}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 20, "every operation of the REST API is in the schema"
+    for operation in operations:
+        strategy = operation.as_strategy(mode)
+        valid = valid_bodies(tmp_path).get((operation.method.upper(), operation.path))
+        if valid is not None and mode == GenerationMode.POSITIVE:
+            strategy = st.one_of(*(operation.as_strategy(mode, body=body, media_type=media) for media, body in valid))
+
+        @given(case=strategy)
+        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
+        def answers_as_documented(case):
+            case.call_and_validate(headers=headers)
+
+        answers_as_documented()
