@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dicomviewer.security.ContentSecurityPolicyMiddleware",
+    "dicomviewer.ratelimit.LoginRateLimitMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into its answer
 ]
 
@@ -99,6 +100,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dicomviewer.accounts.site",
             ],
         },
     },
@@ -208,6 +210,11 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # one attacker cannot lo
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "dicomviewer.security.lockout_response"
 AXES_VERBOSE = False
+RATE_LIMITS = {  # per client; an empty value turns a limit off
+    "login": env("RATE_LIMIT_LOGIN", "30/minute"),
+    "token": env("RATE_LIMIT_TOKEN", "30/minute"),
+    "upload": env("RATE_LIMIT_UPLOAD", "300/hour"),
+}
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)  # admins create accounts unless this is on
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from dicomviewer import health
+from dicomviewer import accounts, health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/", include("studies.api.urls")),
     path("dicomweb/", include("dicomweb.urls")),
     path("admin/", admin.site.urls),
+    path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("viewer.urls")),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rest_framework.exceptions import NotFound
 from rest_framework.views import APIView
 
+from dicomviewer.ratelimit import UnsafeMethodRateThrottle
 from dicomweb.resources import instance_for, instances_of, series_for, study_for
 from dicomweb.retrieve import bulkdata, frame_numbers, frames, metadata, rendered, representative, retrieve_instances
 from dicomweb.search import search_instances, search_series, search_studies
@@ -22,6 +23,8 @@ class DicomWebView(APIView):
 
     content_negotiation_class = AnyAcceptNegotiation
     schema = None
+    throttle_classes = [UnsafeMethodRateThrottle]  # STOW counts as an upload
+    throttle_scope = "upload"
 
 
 class StudiesView(DicomWebView):

@@ -6,16 +6,19 @@ ids answer 404. Search values travel in POST bodies and the session, never in UR
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.models import AuditEvent
 from audit.services import record, record_images_view
 from studies import selectors, storage
+from studies.services import sharing
 from viewer import study_list
 from viewer.dicom_tags import read_header_rows, source_frame
 from viewer.forms import StudyFilterForm, filters_from_session
@@ -75,7 +78,45 @@ def study_detail(request, pk: int):
     series = list(study.series.all())
     record(AuditEvent.Action.STUDY_VIEW, request=request, obj=study)
     context = {"nav": "studies", "study": study, "patient": study.patient, "series_list": series}
+    if selectors.can_edit_study(request.user, study):
+        context["shares"] = study.shares.select_related("user", "group").order_by("id")
     return render(request, "viewer/study.html", context)
+
+
+@login_required
+@require_POST
+def study_share_add(request, pk: int):
+    study = get_object_or_404(selectors.studies_visible_to(request.user), pk=pk)
+    target = request.POST.get("target", "").strip()
+    kind = request.POST.get("kind", "user")
+    try:
+        sharing.share_add(
+            study=study,
+            by=request.user,
+            request=request,
+            username=target if kind == "user" else "",
+            group_name=target if kind == "group" else "",
+        )
+    except PermissionError:
+        raise PermissionDenied from None
+    except sharing.ShareError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Shared (read-only) with {'group ' if kind == 'group' else ''}{target}.")
+    return redirect("viewer:study", pk=study.pk)
+
+
+@login_required
+@require_POST
+def study_share_remove(request, pk: int, share_id: int):
+    study = get_object_or_404(selectors.studies_visible_to(request.user), pk=pk)
+    share = get_object_or_404(study.shares, pk=share_id)
+    try:
+        sharing.share_remove(share=share, by=request.user, request=request)
+    except PermissionError:
+        raise PermissionDenied from None
+    messages.success(request, "The share was taken back.")
+    return redirect("viewer:study", pk=study.pk)
 
 
 @login_required

@@ -7,6 +7,7 @@ from django.contrib import admin
 from audit.services import record
 from studies.admin.base import A
 from studies.models import StudyShare
+from studies.services.sharing import share_detail
 
 
 class ShareInline(admin.TabularInline):
@@ -24,13 +25,11 @@ class ShareInline(admin.TabularInline):
 
 
 def share_added(request, share: StudyShare) -> None:
-    target = {"user_id": share.user_id} if share.user_id else {"group_id": share.group_id}
-    record(A.SHARE_ADD, request=request, obj=share.study, detail=target)
+    record(A.SHARE_ADD, request=request, obj=share.study, detail=share_detail(share))
 
 
 def share_removed(request, share: StudyShare) -> None:
-    target = {"user_id": share.user_id} if share.user_id else {"group_id": share.group_id}
-    record(A.SHARE_REMOVE, request=request, obj=share.study, detail=target)
+    record(A.SHARE_REMOVE, request=request, obj=share.study, detail=share_detail(share))
 
 
 @admin.register(StudyShare)

@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 
 from audit.models import AuditEvent
 from audit.services import record, record_images_view
+from dicomviewer.ratelimit import UnsafeMethodRateThrottle
 from studies import selectors, storage
 from studies.api import filters, serializers
 from studies.files import file_response
@@ -99,9 +100,14 @@ def members_of(instances) -> list:
 # --- auth and tokens ------------------------------------------------------------------------
 
 
+TOO_MANY = OpenApiResponse(description="Too many requests from this client: retry after Retry-After seconds.")
+
+
 class LoginTokenView(APIView):
     """Exchange a username and password for a new API token (revocable at /api/tokens/)."""
 
+    throttle_classes = [UnsafeMethodRateThrottle]
+    throttle_scope = "token"
     permission_classes = [AllowAny]
     authentication_classes = []
     parser_classes = [FormParser, MultiPartParser, JSONParser]
@@ -110,7 +116,9 @@ class LoginTokenView(APIView):
         request=AuthTokenSerializer,
         responses={
             200: serializers.TokenKeySerializer,
-            429: OpenApiResponse(description="Too many failed sign-ins: locked out for a while."),
+            429: OpenApiResponse(
+                description="Too many failed sign-ins (locked out for a while), or too many requests."
+            ),
         },
         auth=[],
     )
@@ -130,11 +138,15 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     serializer_class = serializers.TokenSerializer
     lookup_value_regex = ID
     filter_backends = []
+    throttle_classes = [UnsafeMethodRateThrottle]
+    throttle_scope = "token"
 
     def get_queryset(self):
         return self.request.user.api_tokens.filter(revoked_at__isnull=True)
 
-    @extend_schema(request=serializers.TokenSerializer, responses={201: serializers.TokenCreatedSerializer})
+    @extend_schema(
+        request=serializers.TokenSerializer, responses={201: serializers.TokenCreatedSerializer, 429: TOO_MANY}
+    )
     def create(self, request):
         serializer = serializers.TokenSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -155,6 +167,8 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
 
 
 class UploadViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    throttle_classes = [UnsafeMethodRateThrottle]
+    throttle_scope = "upload"
     serializer_class = serializers.UploadSerializer
     parser_classes = [MultiPartParser, FormParser]
     lookup_value_regex = ID
@@ -181,6 +195,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
             202: serializers.UploadCreatedSerializer,
             413: OpenApiResponse(description="Larger than MAX_UPLOAD_BYTES."),
             415: OpenApiResponse(description="Not a multipart/form-data request."),
+            429: TOO_MANY,
         },
     )
     def create(self, request, *args, **kwargs):

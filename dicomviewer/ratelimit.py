@@ -1,0 +1,83 @@
+"""Rate limits on sign-in, token creation and uploads: a fixed-window counter per client in the
+shared cache (so the limit holds across all server processes). Rates are "N/second|minute|hour".
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import JsonResponse
+from django.shortcuts import render
+from rest_framework.throttling import BaseThrottle
+
+PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    count, _, period = rate.partition("/")
+    return int(count), PERIODS[period.strip().rstrip("s")]
+
+
+def client_key(request) -> str:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"ip:{request.META.get('REMOTE_ADDR', '')}"
+
+
+def hit(scope: str, key: str) -> int | None:
+    """Count one request; None if allowed, else the seconds until the window ends."""
+    rate = settings.RATE_LIMITS.get(scope)
+    if not rate:
+        return None
+    limit, period = parse_rate(rate)
+    now = time.time()
+    window = f"ratelimit:{scope}:{key}:{int(now // period)}"
+    cache.add(window, 0, period + 1)
+    try:
+        count = cache.incr(window)
+    except ValueError:  # expired between add and incr
+        cache.set(window, 1, period + 1)
+        count = 1
+    return None if count <= limit else max(1, int(period - now % period))
+
+
+class UnsafeMethodRateThrottle(BaseThrottle):
+    """DRF throttle for a view's writes (its ``throttle_scope``); reads are never limited."""
+
+    def allow_request(self, request, view):
+        self.wait_seconds = None
+        if request.method in ("GET", "HEAD", "OPTIONS"):
+            return True
+        self.wait_seconds = hit(view.throttle_scope, client_key(request))
+        return self.wait_seconds is None
+
+    def wait(self):
+        return self.wait_seconds
+
+
+class LoginRateLimitMiddleware:
+    """Sign-in and sign-up form posts, per client address (django-axes locks per account)."""
+
+    PATHS = ("/accounts/login/", "/accounts/signup/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method == "POST" and request.path in self.PATHS:
+            wait = hit("login", f"ip:{request.META.get('REMOTE_ADDR', '')}")
+            if wait is not None:
+                message = f"Too many sign-in attempts from your address. Try again in {wait} seconds."
+                response = render(request, "registration/lockout.html", {"message": message}, status=429)
+                response["Retry-After"] = str(wait)
+                return response
+        return self.get_response(request)
+
+
+def too_many(wait: int) -> JsonResponse:
+    response = JsonResponse({"detail": f"Too many requests. Try again in {wait} seconds."}, status=429)
+    response["Retry-After"] = str(wait)
+    return response

@@ -1,0 +1,55 @@
+"""Sharing a study read-only with users and groups: only its owner (or staff) may."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+
+from audit.models import AuditEvent
+from audit.services import record
+from studies import selectors
+from studies.models import Study, StudyShare
+
+
+class ShareError(Exception):
+    """The share cannot be made; the message says why."""
+
+
+def share_add(*, study: Study, by, username: str = "", group_name: str = "", request=None) -> StudyShare:
+    if not selectors.can_edit_study(by, study):
+        raise PermissionError("Only the study's owner can share it.")
+    if bool(username) == bool(group_name):
+        raise ShareError("Name one user or one group to share with.")
+    target = {}
+    if username:
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise ShareError(f"There is no active user '{username}'.")
+        if user.pk == study.owner_id:
+            raise ShareError("The owner already sees this study.")
+        target["user"] = user
+    else:
+        group = Group.objects.filter(name=group_name).first()
+        if group is None:
+            raise ShareError(f"There is no group '{group_name}'.")
+        target["group"] = group
+    try:
+        with transaction.atomic():
+            share = StudyShare.objects.create(study=study, created_by=by, **target)
+    except IntegrityError:
+        raise ShareError("The study is already shared with them.") from None
+    record(AuditEvent.Action.SHARE_ADD, request=request, user=by, obj=study, detail=share_detail(share))
+    return share
+
+
+def share_remove(*, share: StudyShare, by, request=None) -> None:
+    if not selectors.can_edit_study(by, share.study):
+        raise PermissionError("Only the study's owner can take a share back.")
+    detail = share_detail(share)
+    share.delete()
+    record(AuditEvent.Action.SHARE_REMOVE, request=request, user=by, obj=share.study, detail=detail)
+
+
+def share_detail(share: StudyShare) -> dict:
+    return {"user_id": share.user_id} if share.user_id else {"group_id": share.group_id}
