@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -108,7 +109,7 @@ class App:
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "all", "--port", str(self.port)],
             cwd=REPO,
-            env={**env, "WEB_WORKERS": "2", "WORKER_CONCURRENCY": "2"},
+            env={"WEB_WORKERS": "2", "WORKER_CONCURRENCY": "2", **env},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -258,13 +259,18 @@ def ingest_run(app: App, session: requests.Session, zip_path: Path, probe_on_dem
 
 
 def serving_run(app: App, session: requests.Session, series_id: int, clients: int = 16, seconds: float = 10) -> dict:
+    """16 clients fetching random precomputed PNGs. With wrk installed (apt-get install wrk) the
+    load comes from wrk, in C; else from Python threads, which take much of the CPU themselves."""
     info = session.get(f"{app.url}/api/series/{series_id}/").json()
-    urls = [
-        f"{app.url}/api/series/{series_id}/planes/{plane}/{index}.png?v={info['render_version']}"
+    paths = [
+        f"/api/series/{series_id}/planes/{plane}/{index}.png?v={info['render_version']}"
         for plane, p in info["planes"].items()
         for index in range(p["count"])
     ]
     token = session.headers["Authorization"]
+    if shutil.which("wrk"):
+        return wrk_run(app, paths, token, clients, seconds)
+    urls = [app.url + path for path in paths]
     latencies, errors = [], []
     deadline = time.monotonic() + seconds
 
@@ -284,11 +290,28 @@ def serving_run(app: App, session: requests.Session, series_id: int, clients: in
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client, range(clients)))
     return {
+        "client": "python",
         "clients": clients,
         "seconds": seconds,
         **percentiles(latencies),
         "errors": len(errors),
         "requests_per_s": round(len(latencies) / seconds, 1),
+    }
+
+
+def wrk_run(app: App, paths: list[str], token: str, clients: int, seconds: float) -> dict:
+    listing = OUT / "scratch" / "paths.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    env = {**os.environ, "WRK_PATHS": str(listing), "WRK_AUTH": token}
+    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{int(seconds)}s", "-s", str(BENCH / "serve.lua"), app.url]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    summary = json.loads(next(line for line in output.splitlines() if line.startswith("JSON "))[5:])
+    return {
+        "client": "wrk",
+        "clients": clients,
+        "seconds": seconds,
+        **summary,
+        "requests_per_s": round(summary["requests"] / seconds, 1),
     }
 
 

@@ -60,7 +60,8 @@ def visible_series(user, pk: int) -> Series | None:
     version of ``series_visible_to(user).filter(pk=pk)`` (same rules)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
-    series = Series.objects.select_related("study").filter(pk=pk).first()
+    # layout (frame lists of whole volumes) is read only when a worker or on-demand render needs it
+    series = Series.objects.select_related("study").defer("layout").filter(pk=pk).first()
     if series is None:
         return None
     if user.is_staff or series.study.owner_id == user.pk:

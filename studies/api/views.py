@@ -8,8 +8,7 @@ import math
 import django_filters
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q
-from django.http import HttpResponseNotModified, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpResponseNotModified, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -27,6 +26,7 @@ from audit.services import record, record_images_view
 from dicomviewer.ratelimit import UnsafeMethodRateThrottle
 from studies import selectors, storage
 from studies.api import filters, serializers
+from studies.api.fastpath import image_etag
 from studies.files import file_response
 from studies.imaging.render import Window
 from studies.services import rendering
@@ -432,7 +432,9 @@ class ImageView(APIView):
     content_negotiation_class = AnyAcceptNegotiation
 
     def series(self, request, pk):
-        series = get_object_or_404(selectors.series_visible_to(request.user), pk=pk)
+        series = selectors.visible_series(request.user, pk)  # the one- or two-query check: images are hot
+        if series is None:
+            raise Http404
         record_images_view(request, series)
         return series
 
@@ -461,8 +463,7 @@ class PlaneImageView(ImageView):
         """One image of a plane (axial, coronal, sagittal, or stack) at the default or a given window."""
         series = self.series(request, pk)
         window = parse_window(request.query_params, series)
-        key = f"{window.center}/{window.width}" if window else "default"
-        etag = f'"{series.pk}-{series.render_version}-{plane}-{index}-{key}"'
+        etag = image_etag(series, plane, index, window)
         if request.headers.get("If-None-Match") == etag:
             return png_response(request, None, etag, self.current(request, series))
         try:
