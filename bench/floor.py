@@ -44,9 +44,10 @@ def run(zip_path: Path, work: Path, threads: int = 2) -> dict:
 
     start = time.perf_counter()
     center, width = -450.0, 2000.0
-    values = np.arange(-32768, 32768, dtype=np.float64)
+    # a table indexed by the int16 values' bit patterns: one gather per voxel, no wider copy
+    values = np.arange(65536, dtype=np.uint16).view(np.int16).astype(np.float64)
     lut = np.clip(((values - (center - 0.5)) / (width - 1) + 0.5) * 255, 0, 255).astype(np.uint8)
-    display = lut[volume.astype(np.int32) + 32768]
+    display = lut[volume.view(np.uint16)]
     times["window_s"] = time.perf_counter() - start
 
     spacing = float(datasets[0].PixelSpacing[0])

@@ -56,3 +56,17 @@ class LockoutBackend(AxesStandaloneBackend):
         if request is None:
             return None
         return super().authenticate(request, username=username, password=password, **kwargs)
+
+
+# django-axes keeps the attempted username in a 255-character column; PostgreSQL refuses longer
+# values (SQLite does not check), so a hostile sign-in with a huge name would end in a 500.
+AXES_USERNAME_LIMIT = 255
+
+
+def lockout_username(request, credentials=None):
+    """The username django-axes records for a sign-in attempt, cut to what its table holds."""
+    source = credentials if credentials else getattr(request, "data", request.POST)
+    username = source.get(settings.AXES_USERNAME_FORM_FIELD) if source else None
+    if username is None:
+        return None
+    return str(username)[:AXES_USERNAME_LIMIT]

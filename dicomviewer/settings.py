@@ -210,6 +210,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # one attacker cannot lock everyone out
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "dicomviewer.security.lockout_response"
+AXES_USERNAME_CALLABLE = "dicomviewer.security.lockout_username"
 AXES_VERBOSE = False
 RATE_LIMITS = {  # per client; an empty value turns a limit off
     "login": env("RATE_LIMIT_LOGIN", "30/minute"),

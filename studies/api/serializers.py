@@ -1,4 +1,5 @@
 from rest_framework import serializers
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 
 from studies.models import Instance, Patient, Series, Study, Upload
 from studies.services.ingest import upload_progress
@@ -263,3 +264,9 @@ class TokenCreatedSerializer(TokenSerializer):
 
 class TokenKeySerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send as 'Authorization: Token <token>'.")
+
+
+class LoginSerializer(AuthTokenSerializer):
+    """A username and password; a name longer than any account's is a 400 before any sign-in."""
+
+    username = serializers.CharField(label="Username", max_length=150, write_only=True)

@@ -12,7 +12,6 @@ from django.http import Http404, HttpResponseNotModified, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError, PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -113,7 +112,7 @@ class LoginTokenView(APIView):
     parser_classes = [FormParser, MultiPartParser, JSONParser]
 
     @extend_schema(
-        request=AuthTokenSerializer,
+        request=serializers.LoginSerializer,
         responses={
             200: serializers.TokenKeySerializer,
             429: OpenApiResponse(
@@ -124,7 +123,7 @@ class LoginTokenView(APIView):
     )
     def post(self, request):
         # the Django request itself: the brute-force lockout (django-axes) marks it for its middleware
-        serializer = AuthTokenSerializer(data=request.data, context={"request": request._request})
+        serializer = serializers.LoginSerializer(data=request.data, context={"request": request._request})
         serializer.is_valid(raise_exception=True)
         user = serializer.validated_data["user"]
         token, key = token_create(user=user, name="login")
