@@ -50,9 +50,11 @@ def url(series, index=0):
 
 
 def test_owner_gets_the_stored_png_with_the_full_stacks_headers(series, user):
-    _, key = token_create(user=user, name="t")
+    token, key = token_create(user=user, name="t")
     status, headers, data = call(url(series), key, f"v={series.render_version}")
     assert status == "200 OK"
+    token.refresh_from_db()
+    assert token.last_used_at is not None  # the tokens page shows when a token was last used
     assert data == storage.image_path(series.pk, series.render_version, "stack", 0).read_bytes()
     assert headers["Content-Type"] == "image/png" and headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Cache-Control"] == "private, max-age=86400"

@@ -9,6 +9,8 @@ Nothing is excluded. The client authenticates with the per-user key of DRF's aut
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import schemathesis
@@ -34,7 +36,8 @@ def token_key(user, tmp_path, eager_celery):
     return Token.objects.get_or_create(user=user)[0].key
 
 
-EXAMPLES_PER_OPERATION = 25
+# more for a deeper search: SCHEMATHESIS_EXAMPLES=500 make test PYTEST_ARGS=tests/test_openapi_schemathesis.py
+EXAMPLES_PER_OPERATION = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25"))
 
 
 def valid_bodies(tmp_path) -> dict:

@@ -462,7 +462,7 @@ class PlaneImageView(ImageView):
         """One image of a plane (axial, coronal, sagittal, or stack) at the default or a given window."""
         series = self.series(request, pk)
         window = parse_window(request.query_params, series)
-        etag = image_etag(series, plane, index, window)
+        etag = image_etag(series.pk, series.render_version, plane, index, window)
         if request.headers.get("If-None-Match") == etag:
             return png_response(request, None, etag, self.current(request, series))
         try:
