@@ -45,24 +45,25 @@ def test_owner_shares_and_takes_back_through_the_api(study, user, other_user):
 
 
 @pytest.mark.parametrize(
-    "body, message",
+    "body, status, message",
     [
-        ({"username": "nobody"}, "no active user"),
-        ({"group": "nogroup"}, "no group"),
-        ({}, "one user or one group"),
-        ({"username": "alice"}, "owner already sees"),
+        ({"username": "nobody"}, 404, "no active user"),
+        ({"group": "nogroup"}, 404, "no group"),
+        ({}, 400, "one user or one group"),
+        ({"username": "bob", "group": "radiology"}, 400, "one user or one group"),
+        ({"username": "alice"}, 409, "owner already sees"),
     ],
 )
-def test_bad_shares_are_refused_with_a_reason(study, user, body, message):
+def test_bad_shares_are_refused_with_a_reason(study, user, other_user, body, status, message):
     response = api_client_for(user).post(f"/api/studies/{study.pk}/shares/", body, format="json")
-    assert response.status_code == 400 and message in response.json()["detail"]
+    assert response.status_code == status and message in response.json()["detail"]
 
 
 def test_sharing_twice_is_refused(study, user, other_user):
     owner = api_client_for(user)
     assert owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json").status_code == 201
     again = owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json")
-    assert again.status_code == 400 and "already shared" in again.json()["detail"]
+    assert again.status_code == 409 and "already shared" in again.json()["detail"]
 
 
 def test_strangers_cannot_learn_about_shares(study, other_user):

@@ -50,9 +50,23 @@ def _plain_times(node) -> None:
             _plain_times(child)
 
 
+def _require_one_of_bodies(paths: dict, components: dict) -> None:
+    """A body that must be one of several shapes (each with required fields) is itself required;
+    drf-spectacular marks a body required only from a single serializer's required fields."""
+    for operations in paths.values():
+        for operation in operations.values():
+            body = operation.get("requestBody")
+            if not body or body.get("required"):
+                continue
+            names = [media.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1] for media in body["content"].values()]
+            if names and all("oneOf" in components.get(name, {}) for name in names):
+                body["required"] = True
+
+
 def add_error_responses(result, generator, request, public):
     components = result.setdefault("components", {}).setdefault("schemas", {})
     _plain_times(components)
+    _require_one_of_bodies(result.get("paths", {}), components)
     for name, component in components.items():
         if name.endswith("Request"):
             for prop in component.get("properties", {}).values():

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from studies import selectors
 from studies.models import StudyShare
-from studies.services.sharing import ShareError, share_add, share_remove
+from studies.services.sharing import ShareConflict, ShareError, ShareTargetMissing, share_add, share_remove
 
 
 class ShareSerializer(serializers.ModelSerializer):
@@ -35,6 +35,19 @@ class ShareCreateSerializer(serializers.Serializer):
     )
 
 
+class ShareWithUser(serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="Share with this user.")
+
+
+class ShareWithGroup(serializers.Serializer):
+    group = serializers.CharField(max_length=150, help_text="Share with every member of this group.")
+
+
+# what the schema promises: exactly one of the two (ShareCreateSerializer reads either at run time)
+SHARE_REQUEST = PolymorphicProxySerializer(
+    component_name="ShareCreate", serializers=[ShareWithUser, ShareWithGroup], resource_type_field_name=None
+)
+
 FORBIDDEN = OpenApiResponse(description="Visible to you, but only its owner may change who sees it.")
 
 
@@ -52,7 +65,15 @@ class StudySharesView(APIView):
         shares = study.shares.select_related("user", "group").order_by("id")
         return Response(ShareSerializer(shares, many=True).data)
 
-    @extend_schema(request=ShareCreateSerializer, responses={201: ShareSerializer, 403: FORBIDDEN})
+    @extend_schema(
+        request=SHARE_REQUEST,
+        responses={
+            201: ShareSerializer,
+            403: FORBIDDEN,
+            404: OpenApiResponse(description="No such study visible to you, or no such active user or group."),
+            409: OpenApiResponse(description="They see the study already: the owner, or shared with them before."),
+        },
+    )
     def post(self, request, pk: int):
         study = editable_study(request, pk)
         body = ShareCreateSerializer(data=request.data)
@@ -65,6 +86,10 @@ class StudySharesView(APIView):
                 group_name=body.validated_data.get("group", ""),
                 request=request,
             )
+        except ShareTargetMissing as exc:
+            raise NotFound(str(exc)) from None
+        except ShareConflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         except ShareError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response(ShareSerializer(share).data, status=status.HTTP_201_CREATED)

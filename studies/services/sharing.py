@@ -16,6 +16,14 @@ class ShareError(Exception):
     """The share cannot be made; the message says why."""
 
 
+class ShareTargetMissing(ShareError):
+    """No such active user, or no such group."""
+
+
+class ShareConflict(ShareError):
+    """They see the study already (the owner, or an existing share)."""
+
+
 def share_add(*, study: Study, by, username: str = "", group_name: str = "", request=None) -> StudyShare:
     if not selectors.can_edit_study(by, study):
         raise PermissionError("Only the study's owner can share it.")
@@ -25,20 +33,20 @@ def share_add(*, study: Study, by, username: str = "", group_name: str = "", req
     if username:
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
-            raise ShareError(f"There is no active user '{username}'.")
+            raise ShareTargetMissing(f"There is no active user '{username}'.")
         if user.pk == study.owner_id:
-            raise ShareError("The owner already sees this study.")
+            raise ShareConflict("The owner already sees this study.")
         target["user"] = user
     else:
         group = Group.objects.filter(name=group_name).first()
         if group is None:
-            raise ShareError(f"There is no group '{group_name}'.")
+            raise ShareTargetMissing(f"There is no group '{group_name}'.")
         target["group"] = group
     try:
         with transaction.atomic():
             share = StudyShare.objects.create(study=study, created_by=by, **target)
     except IntegrityError:
-        raise ShareError("The study is already shared with them.") from None
+        raise ShareConflict("The study is already shared with them.") from None
     record(AuditEvent.Action.SHARE_ADD, request=request, user=by, obj=study, detail=share_detail(share))
     return share
 
