@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 # progress bands of the ingest stages; rendering fills the rest (see upload_progress)
 MAX_ATTEMPTS = 3  # deliveries of one upload's ingest before it is given up
-HEADER_PREFIX_BYTES = 64 * 1024  # enough for nearly every header; longer ones are read whole
+# the first bytes read for a header: most fit in 8 KB, nearly all in 64 KB; longer ones are read whole
+HEADER_PREFIX_BYTES = (8 * 1024, 64 * 1024)
 STAGE_BANDS = {"extracting": (0, 30), "storing": (30, 40), "decoding": (40, 50), "rendering": (50, 100)}
 
 
@@ -152,8 +153,11 @@ def _scan_headers(state: IngestState, source: archive.Archive, work) -> dict[int
 def _member_header(source: archive.Archive, member: archive.Member, work) -> Header | archive.Skipped:
     size = member.info.file_size
     try:
-        head = source.prefix(member, HEADER_PREFIX_BYTES)
-        header = read_header_prefix(head, member.name, size, work / f"{member.number:06d}")
+        for prefix_bytes in HEADER_PREFIX_BYTES:
+            head = source.prefix(member, prefix_bytes)
+            header = read_header_prefix(head, member.name, size, work / f"{member.number:06d}")
+            if header is not NEED_MORE or len(head) >= size:
+                break
         if header is NEED_MORE:  # a long header (big sequences, private data): read all of it
             work.mkdir(parents=True, exist_ok=True)
             path = work / f"{member.number:06d}"
