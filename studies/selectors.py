@@ -117,10 +117,24 @@ def token_image_access(key_hash: str, series_pk: int) -> TokenImageAccess | None
     belongs to an active user who may see series ``series_pk`` (``series_visible_to``'s rules).
     None for anything else: no such token, revoked, inactive user, no such series, not visible."""
     with connection.cursor() as cursor:
-        cursor.execute(_token_image_sql(), [series_pk, key_hash])
+        if connection.vendor == "postgresql":
+            _execute_prepared(cursor, [series_pk, key_hash])
+        else:
+            cursor.execute(_token_image_sql(), [series_pk, key_hash])
         row = cursor.fetchone()
     if row is None:
         return None
     user_id, token_id, series_id, study_id, version, planes = row
     planes = Series._meta.get_field("planes").from_db_value(planes, None, connection)
     return TokenImageAccess(user_id, token_id, series_id, study_id, version, planes or {})
+
+
+def _execute_prepared(cursor, params: list) -> None:
+    """PostgreSQL plans a statement each time it is sent (about 0.4 ms for this one, several times
+    its execution); a prepared statement is planned once per database connection."""
+    raw = connection.connection
+    if getattr(connection, "_token_image_prepared_for", None) is not raw:
+        sql = _token_image_sql().replace("%s", "$1", 1).replace("%s", "$2", 1)
+        cursor.execute(f"PREPARE token_image (bigint, text) AS {sql}")
+        connection._token_image_prepared_for = raw
+    cursor.execute("EXECUTE token_image (%s, %s)", params)

@@ -85,3 +85,14 @@ def test_windows_and_unrendered_images_go_through_django(series, user):
     status, _, data = call(url(series, 2), key)
     assert status == "200 OK" and data[:4] == b"\x89PNG"  # rendered on demand by the full stack
     assert call(url(series, 99), key)[0].startswith("404")
+
+
+def test_a_new_database_connection_is_prepared_again(series, user):
+    # on PostgreSQL the check is a prepared statement, which lives as long as its connection
+    from django.db import connection
+
+    _, key = token_create(user=user, name="t")
+    assert call(url(series), key)[0] == "200 OK"
+    connection.close()
+    status, headers, _ = call(url(series), key)
+    assert status == "200 OK" and "Allow" not in headers  # still the fast path
