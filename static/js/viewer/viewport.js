@@ -16,6 +16,15 @@ function el(tag, className, parent) {
   return node;
 }
 
+function navButton(parent, symbol, label) {
+  const button = el("button", "", parent);
+  button.type = "button";
+  button.textContent = symbol;
+  button.title = label;
+  button.setAttribute("aria-label", label);
+  return button;
+}
+
 const SVG = "http://www.w3.org/2000/svg";
 
 export class Viewport {
@@ -76,22 +85,14 @@ export class Viewport {
     this.cacheBar = el("div", "", cache);
     const nav = el("div", "vp-nav", root);
     if (title) el("span", "vp-title", nav).textContent = title;
-    const prev = el("button", "", nav);
-    prev.type = "button";
-    prev.textContent = "‹";
-    prev.title = "Previous image";
-    prev.setAttribute("aria-label", "Previous image");
+    const prev = navButton(nav, "‹", "Previous image");
     this.slider = el("input", "", nav);
     this.slider.type = "range";
     this.slider.min = "0";
     this.slider.max = String(Math.max(0, this.count - 1));
     this.slider.step = "1";
     this.slider.setAttribute("aria-label", `${title || "Image"} number`);
-    const next = el("button", "", nav);
-    next.type = "button";
-    next.textContent = "›";
-    next.title = "Next image";
-    next.setAttribute("aria-label", "Next image");
+    const next = navButton(nav, "›", "Next image");
     this.counter = el("output", "", nav);
     prev.addEventListener("click", () => this.step(-1));
     next.addEventListener("click", () => this.step(1));
