@@ -1,9 +1,11 @@
 """The Celery application. Configuration comes from Django settings (CELERY_* names)."""
 
 import os
+import threading
+import time
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
 
@@ -11,13 +13,39 @@ app = Celery("dicomviewer")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+SCRATCH_SWEEP_S = 30.0
+_stopping = threading.Event()
+
 
 @worker_ready.connect
 def recover_on_start(sender=None, **kwargs):
-    """The filesystem broker loses a killed worker's messages: pick up its unfinished work."""
+    """The filesystem broker loses a killed worker's messages: pick up its unfinished work. And
+    keep this host's scratch to what running work needs."""
     from django.conf import settings
 
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         from studies.services.cleanup import recover_interrupted_work
 
         recover_interrupted_work()
+    threading.Thread(target=_sweep_scratch, name="scratch-sweep", daemon=True).start()
+
+
+@worker_shutdown.connect
+def stop_sweeping(sender=None, **kwargs):
+    _stopping.set()
+
+
+def _sweep_scratch():
+    """Every SCRATCH_SWEEP_S: drop cached copies of series that no worker renders any more."""
+    from django.db import close_old_connections, connection
+
+    from studies.services.cleanup import forget_finished_scratch
+
+    while not _stopping.wait(SCRATCH_SWEEP_S):
+        try:
+            close_old_connections()
+            forget_finished_scratch()
+        except Exception:  # the next round tries again
+            time.sleep(1)
+        finally:
+            connection.close()

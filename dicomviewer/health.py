@@ -10,7 +10,7 @@ from studies.api.errors import is_api_path, json_error
 
 
 def healthz(request):
-    checks = {"database": _database(), "broker": _broker()}
+    checks = {"database": _database(), "broker": _broker(), "storage": _storage()}
     healthy = all(value == "ok" for value in checks.values())
     return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
 
@@ -20,6 +20,18 @@ def _database() -> str:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
+
+
+def _storage() -> str:
+    from studies import storage
+
+    try:
+        storage.check()
+        return "ok"
+    except storage.StorageUnavailable as exc:
+        return f"error: {exc}"
     except Exception as exc:
         return f"error: {type(exc).__name__}"
 

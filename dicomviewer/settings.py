@@ -107,16 +107,63 @@ TEMPLATES = [
 ]
 
 # --- Storage -------------------------------------------------------------------------------
+# Everything kept (uploaded ZIPs until ingested, originals, rendered images, decoded volumes) lives
+# in the "default" storage (studies/storage.py names every file): a folder under MEDIA_ROOT, or an
+# S3-compatible bucket once AWS_STORAGE_BUCKET_NAME is set (django-storages' own setting names).
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media"))).resolve()
-MEDIA_URL = "/media/"  # never served publicly; images go through permission-checked views
+MEDIA_URL = "/media/"  # never served publicly; images go through signed or permission-checked URLs
 # Behind nginx: the internal location that maps to MEDIA_ROOT (see deploy/nginx.conf).
 MEDIA_ACCEL_REDIRECT = env("MEDIA_ACCEL_REDIRECT", "")
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL") or None  # MinIO, Ceph, ...; empty: AWS itself
+AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME") or None
+AWS_ACCESS_KEY_ID = env("AWS_ACCESS_KEY_ID") or None  # empty: boto3's own chain (role, profile)
+AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY") or None
+# Path-style addresses (http://host/bucket/key) work with every S3-compatible server.
+AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE", "path" if AWS_S3_ENDPOINT_URL else "auto")
+AWS_S3_FILE_OVERWRITE = True
+AWS_DEFAULT_ACL = None  # objects stay private; browsers get them through presigned URLs
+# The bucket's address as browsers reach it, when it differs from AWS_S3_ENDPOINT_URL (a MinIO
+# behind the same nginx as the app, say): presigned image URLs are made for this address.
+IMAGE_URL_S3_ENDPOINT = env("IMAGE_URL_S3_ENDPOINT") or None
+STORAGE_MODE = "s3" if AWS_STORAGE_BUCKET_NAME else "local"
+if STORAGE_MODE == "s3":
+    from botocore.config import Config as _S3Config
+
+    # An unreachable endpoint fails in seconds (and the ingest or image says so), not minutes.
+    AWS_S3_CLIENT_CONFIG = _S3Config(
+        s3={"addressing_style": AWS_S3_ADDRESSING_STYLE},
+        signature_version="s3v4",  # presigned URLs too (every region and S3-compatible server takes v4)
+        connect_timeout=env_int("AWS_S3_CONNECT_TIMEOUT", 3),
+        read_timeout=env_int("AWS_S3_READ_TIMEOUT", 30),
+        retries={"max_attempts": 3, "mode": "standard"},
+        max_pool_connections=32,
+    )
+    _DEFAULT_STORAGE = {"BACKEND": "studies.storage_backends.MediaS3Storage"}
+else:
+    _DEFAULT_STORAGE = {"BACKEND": "studies.storage_backends.MediaFileSystemStorage"}
+STORAGES = {
+    "default": _DEFAULT_STORAGE,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Local scratch of this host (never shared, never kept): work folders of running ingests and a
+# bounded cache of what a process fetched from the storage (decoded volumes, originals) and of
+# images rendered at other windows. SCRATCH_CACHE_BYTES bounds the cache (least recently used go).
+SCRATCH_DIR = Path(env("SCRATCH_DIR", str(VAR_DIR / "scratch"))).resolve()
+SCRATCH_CACHE_BYTES = env_int("SCRATCH_CACHE_BYTES", 4 * 1024**3)
+# Image URLs handed to clients are signed and expire after this many seconds (rounded down to a
+# time bucket of half of it, so that the same URL is handed out for a while and browsers' caches hit).
+IMAGE_URL_TTL = env_int("IMAGE_URL_TTL", 300)
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step
-for _folder in (VAR_DIR, MEDIA_ROOT / "tmp", STATIC_ROOT):
+for _folder in (VAR_DIR, SCRATCH_DIR / "tmp"):
     _folder.mkdir(parents=True, exist_ok=True)
+try:  # WhiteNoise looks here too; a read-only install (a container) has none, and needs none
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+except OSError:
+    pass
 
 # --- Database ------------------------------------------------------------------------------
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
@@ -167,10 +214,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 
 # --- Uploads and ingest limits -------------------------------------------------------------
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 2 * 1024**3)
-# Bytes above this go to a temporary file (in MEDIA_ROOT/tmp, the same file system as the
-# final location, so keeping the upload is a rename, not a copy).
+# Bytes above this go to a temporary file in the scratch folder (then into the storage: a rename
+# when the storage is a folder on the same file system, an upload to the bucket otherwise).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
-FILE_UPLOAD_TEMP_DIR = str(MEDIA_ROOT / "tmp")
+FILE_UPLOAD_TEMP_DIR = str(SCRATCH_DIR / "tmp")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 INGEST_MAX_MEMBERS = env_int("INGEST_MAX_MEMBERS", 50_000)
 INGEST_MAX_TOTAL_BYTES = env_int("INGEST_MAX_TOTAL_BYTES", 8 * 1024**3)

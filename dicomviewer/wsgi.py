@@ -5,6 +5,7 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
 django_application = get_wsgi_application()
 
-from studies.api.fastpath import FastImages  # noqa: E402  (needs Django set up)
+from studies.image_server import SignedImages  # noqa: E402  (needs Django set up)
 
-application = FastImages(django_application)
+# Signed image URLs are answered in front of Django: they need no session, user or database.
+application = SignedImages(django_application)

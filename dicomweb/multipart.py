@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import mmap
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import BinaryIO
 
 CRLF = b"\r\n"
 READ_BYTES = 1024 * 1024
@@ -67,7 +67,7 @@ def new_boundary() -> str:
 class Part:
     content_type: str
     data: bytes | None = None  # either bytes in memory...
-    path: Path | None = None  # ...or a file streamed from disk
+    source: Callable[[], BinaryIO] | None = None  # ...or a file (opened when its turn comes), streamed
     location: str | None = None
 
 
@@ -79,8 +79,8 @@ def multipart_stream(parts: Iterable[Part], boundary: str) -> Iterator[bytes]:
         if part.location:
             head.append(b"Content-Location: " + part.location.encode())
         yield CRLF.join(head) + CRLF + CRLF
-        if part.path is not None:
-            with open(part.path, "rb") as fp:
+        if part.source is not None:
+            with part.source() as fp:
                 while chunk := fp.read(READ_BYTES):
                     yield chunk
         else:

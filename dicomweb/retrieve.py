@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 
 import pydicom
 from django.http import HttpResponse
@@ -51,14 +52,14 @@ def retrieve_instances(request, instances: list[Instance], obj, single: bool = F
         raise NotFound("No instances.")
     record(AuditEvent.Action.DOWNLOAD, request=request, obj=obj, detail={"files": len(instances), "dicomweb": True})
     if plain_single:
-        response = file_response(storage.absolute(instances[0].file), "application/dicom")
+        response = file_response(instances[0].file, "application/dicom")
         response["Cache-Control"] = "private, no-store"
         return response
     root = service_root(request)
     parts = (
         Part(
             content_type=f"application/dicom; transfer-syntax={i.transfer_syntax_uid}",
-            path=storage.absolute(i.file),
+            source=partial(storage.open_stream, i.file),
             location=f"{root}{instance_path(i)}",
         )
         for i in instances
@@ -84,7 +85,7 @@ def metadata(request, instances: list[Instance], obj) -> HttpResponse:
 
 
 def instance_metadata(instance: Instance, root: str, threshold: int) -> dict:
-    ds = pydicom.dcmread(storage.absolute(instance.file), stop_before_pixels=True, force=True)
+    ds = pydicom.dcmread(storage.local_copy(instance.file), stop_before_pixels=True, force=True)
     base = f"{root}{instance_path(instance)}/bulkdata/"
     body = dicomjson.dataset_json(ds, lambda path: base + path, threshold)
     encapsulated = pixels.is_encapsulated(instance.transfer_syntax_uid)
@@ -102,12 +103,15 @@ def bulkdata(request, instance: Instance, path: str):
     if path.strip("/").upper() in ("7FE00010",):
         numbers = list(range(1, instance.number_of_frames + 1))
         result = pixels.frames(
-            storage.absolute(instance.file), numbers, keep_compressed=True, transfer_syntax=instance.transfer_syntax_uid
+            storage.local_copy(instance.file),
+            numbers,
+            keep_compressed=True,
+            transfer_syntax=instance.transfer_syntax_uid,
         )
         if not pixels.is_encapsulated(result.transfer_syntax):
             result = pixels.Frames([b"".join(result.data)], result.transfer_syntax)
         return octet_parts(result, multipart)
-    ds = pixels.read(storage.absolute(instance.file), instance.transfer_syntax_uid)
+    ds = pixels.read(storage.local_copy(instance.file), instance.transfer_syntax_uid)
     element = dicomjson.find_element(ds, path.upper())
     if element is None or not isinstance(element.value, (bytes, bytearray)):
         raise NotFound("No bulk data at this path.")
@@ -162,7 +166,7 @@ def frames(request, instance: Instance, numbers_text: str):
     keep_compressed, media_type, multipart = choice
     try:
         result = pixels.frames(
-            storage.absolute(instance.file), numbers, keep_compressed=keep_compressed, transfer_syntax=stored
+            storage.local_copy(instance.file), numbers, keep_compressed=keep_compressed, transfer_syntax=stored
         )
     except pixels.FrameNotFound as exc:
         raise NotFound(str(exc)) from None
@@ -208,7 +212,7 @@ def rendered(request, instance: Instance, frame: int | None, thumbnail: bool):
     if frame is None:
         frame = (instance.number_of_frames + 1) // 2 if thumbnail else 1
     try:
-        image = pixels.render(storage.absolute(instance.file), frame, window, size)
+        image = pixels.render(storage.local_copy(instance.file), frame, window, size)
     except pixels.FrameNotFound as exc:
         raise NotFound(str(exc)) from None
     except pixels.RenderError as exc:

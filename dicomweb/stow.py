@@ -22,7 +22,7 @@ import pydicom
 from django.conf import settings
 
 from dicomweb.multipart import MultipartError, split_multipart
-from studies import storage
+from studies import scratch
 from studies.models import Instance, Upload
 from studies.services.imports import upload_staged
 
@@ -83,7 +83,7 @@ def body_to_file(request, limit: int) -> Path:
         chunks = _plain(environ["wsgi.input"])
     else:
         chunks = _dechunk(_raw_input(environ["wsgi.input"]))
-    fd, name = tempfile.mkstemp(dir=storage.tmp_dir(), prefix="stow-")
+    fd, name = tempfile.mkstemp(dir=scratch.tmp_dir(), prefix="stow-")
     total = 0
     try:
         with os.fdopen(fd, "wb") as out:
@@ -143,7 +143,7 @@ def read_parts(body: Path, boundary: str, study_uid: str | None) -> tuple[list[I
     """Check each part; stage the accepted ones as a ZIP. Returns every item and the ZIP (or None)."""
     items: list[Item] = []
     seen: set[str] = set()
-    fd, zip_name = tempfile.mkstemp(dir=storage.tmp_dir(), prefix="stow-", suffix=".zip")
+    fd, zip_name = tempfile.mkstemp(dir=scratch.tmp_dir(), prefix="stow-", suffix=".zip")
     os.close(fd)
     try:
         accepted = _stage(body, boundary, study_uid, items, seen, zip_name)

@@ -129,6 +129,24 @@ class Series(models.Model):
         return {"center": self.window_center, "width": self.window_width}
 
 
+class RenderedChunk(models.Model):
+    """A chunk of a series version's plane images that a worker has stored. A chunk's task can be
+    delivered twice (its worker killed before it acknowledged): it is counted once."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    plane = models.CharField(max_length=16)
+    start = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["series", "version", "plane", "start"], name="unique_rendered_chunk")
+        ]
+
+    def __str__(self):
+        return f"Series {self.series_id} v{self.version} {self.plane} from {self.start}"
+
+
 class Instance(models.Model):
     """One stored DICOM file (SOP instance), kept byte for byte in media storage."""
 

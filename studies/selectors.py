@@ -8,10 +8,6 @@ goes through these querysets; anything outside them answers 404.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cache
-
-from django.db import connection
 from django.db.models import Q, QuerySet
 
 from studies.models import Instance, Patient, Series, Study, StudyShare, Upload
@@ -72,69 +68,3 @@ def visible_series(user, pk: int) -> Series | None:
         return series
     shared = StudyShare.objects.filter(study_id=series.study_id).filter(Q(user=user) | Q(group__in=user.groups.all()))
     return series if shared.exists() else None
-
-
-@dataclass(frozen=True)
-class TokenImageAccess:
-    """What the image fast path needs once a token may see a series (see token_image_access)."""
-
-    user_id: int
-    token_id: int
-    series_id: int
-    study_id: int
-    render_version: int
-    planes: dict
-
-
-@cache
-def _token_image_sql() -> str:
-    from django.contrib.auth import get_user_model
-
-    from tokens.models import ApiToken
-
-    user_model = get_user_model()
-    token, user = ApiToken._meta.db_table, user_model._meta.db_table
-    member = user_model.groups.through._meta.db_table
-    series, study, share = Series._meta.db_table, Study._meta.db_table, StudyShare._meta.db_table
-    # studies_visible_to's rules in one statement: staff; the owner; a share to the user or to one
-    # of the user's groups (tests/test_selectors.py holds the two to the same answers)
-    return f"""
-        SELECT u.id, t.id, s.id, s.study_id, s.render_version, s.planes
-        FROM {token} t
-        JOIN {user} u ON u.id = t.user_id
-        JOIN {series} s ON s.id = %s
-        JOIN {study} st ON st.id = s.study_id
-        WHERE t.key_hash = %s AND t.revoked_at IS NULL AND u.is_active
-          AND (u.is_staff OR st.owner_id = u.id OR EXISTS (
-                SELECT 1 FROM {share} sh
-                WHERE sh.study_id = st.id AND (sh.user_id = u.id OR sh.group_id IN (
-                    SELECT m.group_id FROM {member} m WHERE m.user_id = u.id))))
-    """
-
-
-def token_image_access(key_hash: str, series_pk: int) -> TokenImageAccess | None:
-    """The image fast path's check in one query: the active named API token with this key hash
-    belongs to an active user who may see series ``series_pk`` (``series_visible_to``'s rules).
-    None for anything else: no such token, revoked, inactive user, no such series, not visible."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            _execute_prepared(cursor, [series_pk, key_hash])
-        else:
-            cursor.execute(_token_image_sql(), [series_pk, key_hash])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    user_id, token_id, series_id, study_id, version, planes = row
-    planes = Series._meta.get_field("planes").from_db_value(planes, None, connection)
-    return TokenImageAccess(user_id, token_id, series_id, study_id, version, planes or {})
-
-
-def _execute_prepared(cursor, params: list) -> None:
-    """PostgreSQL plans a statement each time it is sent (about 0.4 ms for this one, several times
-    its execution); a prepared statement is planned once per database connection."""
-    raw = connection.connection
-    if getattr(connection, "_token_image_prepared_for", None) is not raw:
-        sql = _token_image_sql().replace("%s", "$1", 1).replace("%s", "$2", 1)
-        cursor.execute(f"PREPARE token_image (bigint, text) AS {sql}")
-        connection._token_image_prepared_for = raw
-    cursor.execute("EXECUTE token_image (%s, %s)", params)

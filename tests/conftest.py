@@ -28,14 +28,16 @@ def shared_dicom() -> Path:
 
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
-    """Every test gets its own empty media folder."""
-    from studies.services import rendering
+    """Every test gets its own empty media folder (the local storage) and scratch folder."""
+    from studies.services import image_source
 
     media = tmp_path / "media"
-    (media / "tmp").mkdir(parents=True)
+    media.mkdir()
     settings.MEDIA_ROOT = media
-    settings.FILE_UPLOAD_TEMP_DIR = str(media / "tmp")
-    rendering._SOURCES.clear()
+    settings.SCRATCH_DIR = tmp_path / "scratch"
+    (settings.SCRATCH_DIR / "tmp").mkdir(parents=True)
+    settings.FILE_UPLOAD_TEMP_DIR = str(settings.SCRATCH_DIR / "tmp")
+    image_source.clear()
     return media
 
 
@@ -127,6 +129,7 @@ class WorkerProcess:
         env.update(
             DATABASE_URL=test_database_url(connection.settings_dict),
             MEDIA_ROOT=str(media_root),
+            SCRATCH_DIR=str(settings.SCRATCH_DIR),
             CELERY_QUEUE=self.queue,
             CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
             INGEST_TIME_LIMIT=str(settings.INGEST_TIME_LIMIT),
@@ -199,3 +202,136 @@ def worker(transactional_db, media_root, tmp_path):
     process = WorkerProcess(media_root, tmp_path / "worker.log")
     yield process
     process.stop()
+
+
+def stored_bytes(name: str) -> bytes:
+    """The bytes of a stored file, through the storage (a local folder or a bucket)."""
+    from studies import storage
+
+    with storage.open_stream(name) as stream:
+        return stream.read()
+
+
+def stored_names(prefix: str) -> list[str]:
+    """Names of the stored files under a prefix (``originals/12/``, ``derived/``...)."""
+    from studies import storage
+
+    return sorted(name for name, _modified in storage.iter_names(prefix))
+
+
+def get_image(client, url: str, **extra):
+    """GET an image the way a client does: the API's image paths redirect to a signed URL."""
+    response = client.get(url, **extra)
+    if response.status_code == 302:
+        response = client.get(response["Location"], **extra)
+    return response
+
+
+# --- S3-compatible storage: moto's standalone server ----------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MotoServer:
+    """moto's S3 server (``moto[server]``) in its own process on 127.0.0.1: the tests' bucket
+    endpoint, reachable by the web and worker processes they start."""
+
+    def __init__(self, log_path: Path):
+        import subprocess
+        import sys
+        import time
+
+        import requests
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.url, timeout=1)
+                return
+            except requests.RequestException:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError(f"moto server did not start: {log_path.read_text(errors='replace')[-2000:]}")
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
+
+    def env(self, bucket: str) -> dict:
+        """The environment that puts a process's storage in ``bucket``."""
+        return {
+            "AWS_STORAGE_BUCKET_NAME": bucket,
+            "AWS_S3_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_S3_REGION_NAME": "us-east-1",
+        }
+
+    def stop(self):
+        import signal
+
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3(settings, moto):
+    """Storage in a fresh bucket of the moto server (S3 mode, as AWS_STORAGE_BUCKET_NAME turns on)."""
+    import uuid
+
+    from botocore.config import Config
+
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    moto.client().create_bucket(Bucket=bucket)
+    for name, value in moto.env(bucket).items():
+        setattr(settings, name, value)
+    settings.AWS_S3_ADDRESSING_STYLE = "path"
+    settings.AWS_S3_CLIENT_CONFIG = Config(
+        s3={"addressing_style": "path"},
+        signature_version="s3v4",
+        connect_timeout=2,
+        read_timeout=10,
+        retries={"max_attempts": 2},
+    )
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "studies.storage_backends.MediaS3Storage"}}
+    from studies import storage
+
+    assert storage.default().kind == "s3"
+    yield bucket
+
+
+def bucket_names(moto: MotoServer, bucket: str, prefix: str = "") -> list[str]:
+    paginator = moto.client().get_paginator("list_objects_v2")
+    return sorted(
+        entry["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for entry in page.get("Contents", ())
+    )

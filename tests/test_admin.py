@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from studies import storage
 from studies.models import Instance, Patient, Series, Study, StudyShare, Upload
 from studies.services.deletion import series_delete, study_delete
-from tests.conftest import PASSWORD, ingest_zip, make_zip, shared_path, zip_folder
+from tests.conftest import PASSWORD, ingest_zip, make_zip, shared_path, stored_names, zip_folder
 
 A = AuditEvent.Action
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,8 +47,11 @@ def two_series_study(user, tmp_path, eager_celery):
     return upload.studies.get()
 
 
-def series_folders(series_id: int):
-    return storage.series_originals_dir(series_id), storage.series_derived_root(series_id)
+def series_files(series_id: int) -> list[str]:
+    """Everything stored for a series (originals and derived images)."""
+    return stored_names(storage.series_originals_prefix(series_id)) + stored_names(
+        storage.series_derived_prefix(series_id)
+    )
 
 
 def management_data(response) -> dict:
@@ -203,7 +206,7 @@ def test_rerun_action_rebuilds_a_done_upload_and_reports_a_busy_one(admin_client
     rebuilt = Series.objects.get(pk=series.pk)
     assert rebuilt.render_version > series.render_version
     assert rebuilt.render_status == Series.Render.DONE
-    assert storage.thumbnail_path(series.pk, rebuilt.render_version).is_file()
+    assert storage.exists(storage.thumbnail_name(series.pk, rebuilt.render_version))
     assert Upload.objects.get(pk=mr_upload.pk).status == Upload.Status.DONE
     assert Upload.objects.get(pk=busy.pk).status == Upload.Status.PROCESSING
 
@@ -211,14 +214,14 @@ def test_rerun_action_rebuilds_a_done_upload_and_reports_a_busy_one(admin_client
 def test_delete_action_removes_studies_with_their_rows_and_files(admin_client, mr_upload):
     study = mr_upload.studies.get()
     series = study.series.get()
-    assert all(folder.is_dir() for folder in series_folders(series.pk))
+    assert series_files(series.pk)
     data = {"action": "delete_selected", "_selected_action": [study.pk]}
     confirm = admin_client.post("/admin/studies/study/", data).content.decode()
     assert "1 series, 9 instances, their original files and images" in confirm
     assert admin_client.post("/admin/studies/study/", {**data, "post": "yes"}).status_code == 302
     assert not Study.objects.exists() and not Series.objects.exists() and not Instance.objects.exists()
     assert not Patient.objects.exists()
-    assert not any(folder.exists() for folder in series_folders(series.pk))
+    assert not series_files(series.pk)
     (event,) = admin_events(A.STUDY_DELETE)
     assert (event.object_uid, event.username, event.detail) == (
         study.study_instance_uid,
@@ -233,7 +236,7 @@ def test_delete_page_of_a_study_removes_its_files(admin_client, mr_upload):
     series = study.series.get()
     assert admin_client.post(f"/admin/studies/study/{study.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not Study.objects.filter(pk=study.pk).exists()
-    assert not any(folder.exists() for folder in series_folders(series.pk))
+    assert not series_files(series.pk)
 
 
 def test_deleting_one_series_keeps_the_study_and_its_other_series(admin_client, two_series_study):
@@ -242,8 +245,8 @@ def test_deleting_one_series_keeps_the_study_and_its_other_series(admin_client, 
     study = Study.objects.get(pk=two_series_study.pk)
     assert list(study.series.all()) == [second]
     assert (study.num_series, study.num_instances) == (1, second.num_instances)
-    assert not any(folder.exists() for folder in series_folders(first.pk))
-    assert all(folder.is_dir() for folder in series_folders(second.pk))
+    assert not series_files(first.pk)
+    assert series_files(second.pk)
     assert [e.object_id for e in admin_events(A.SERIES_DELETE)] == [str(first.pk)]
     assert not admin_events(A.STUDY_DELETE)
 

@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from studies.models import Series, Upload
-from tests.conftest import PASSWORD, api_client_for, ingest_zip, make_zip, shared_path, zip_folder
+from tests.conftest import PASSWORD, api_client_for, get_image, ingest_zip, make_zip, shared_path, zip_folder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -161,19 +161,29 @@ def decode(response) -> np.ndarray:
 
 def test_plane_images_are_pngs_of_the_planned_size(api, ct_volume):
     for plane, info in ct_volume.planes.items():
-        response = api.get(f"/api/series/{ct_volume.pk}/planes/{plane}/{info['count'] - 1}.png")
+        response = get_image(api, f"/api/series/{ct_volume.pk}/planes/{plane}/{info['count'] - 1}.png")
         assert response.status_code == 200 and response["Content-Type"] == "image/png"
         assert decode(response).shape == (info["height"], info["width"])
         assert "private" in response["Cache-Control"]
 
 
-def test_window_parameters_change_the_pixels_and_are_cached(api, ct_volume, media_root):
+def test_the_api_image_path_redirects_to_a_signed_url(api, ct_volume):
+    response = api.get(f"/api/series/{ct_volume.pk}/planes/coronal/3.png?wc=-600&ww=1500")
+    assert response.status_code == 302 and response["Cache-Control"] == "private, no-store"
+    location = response["Location"]
+    assert location.startswith(f"/images/{ct_volume.pk}/{ct_volume.render_version}/coronal/")
+    assert location.endswith("/3.png?wc=-600&ww=1500")
+
+
+def test_window_parameters_change_the_pixels_and_are_cached_on_this_host(api, ct_volume, media_root, settings):
     url = f"/api/series/{ct_volume.pk}/planes/axial/5.png"
-    default = decode(api.get(url))
-    lung = decode(api.get(url + "?wc=-600&ww=1500"))
-    bone = decode(api.get(url + "?wc=480&ww=2500"))
+    default = decode(get_image(api, url))
+    lung = decode(get_image(api, url + "?wc=-600&ww=1500"))
+    bone = decode(get_image(api, url + "?wc=480&ww=2500"))
     assert not np.array_equal(default, lung) and not np.array_equal(lung, bone)
-    assert list(media_root.rglob("w/-600_1500/axial/5.png")) or list(media_root.rglob("w/m600_1500/axial/5.png"))
+    cached = list((settings.SCRATCH_DIR / "cache" / "windows").rglob("*.png"))
+    assert {path.parent.parent.name for path in cached} == {"m600_1500", "480_2500"}
+    assert not list(media_root.rglob("*600_1500*")), "windowed images are not stored"
 
 
 def test_bad_window_is_a_400(api, ct_volume):
@@ -190,10 +200,10 @@ def test_unknown_plane_or_index_is_a_404_with_json(api, ct_volume):
 
 
 def test_thumbnail_and_etag_revalidation(api, ct_volume):
-    response = api.get(f"/api/series/{ct_volume.pk}/thumbnail.png")
+    response = get_image(api, f"/api/series/{ct_volume.pk}/thumbnail.png")
     assert response.status_code == 200 and max(decode(response).shape) <= 160
     etag = response["ETag"]
-    again = api.get(f"/api/series/{ct_volume.pk}/thumbnail.png", HTTP_IF_NONE_MATCH=etag)
+    again = get_image(api, f"/api/series/{ct_volume.pk}/thumbnail.png", HTTP_IF_NONE_MATCH=etag)
     assert again.status_code == 304
 
 
@@ -217,7 +227,7 @@ def test_unknown_api_path_is_json_404(api):
     assert response["Content-Type"].startswith("application/json")
 
 
-def test_healthz_reports_database_and_broker(client):
+def test_healthz_reports_database_broker_and_storage(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "storage": "ok"}

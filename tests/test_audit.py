@@ -10,7 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from audit.models import AppendOnlyError, AuditEvent
-from tests.conftest import PASSWORD, api_client_for, ingest_zip, shared_path, zip_folder
+from tests.conftest import PASSWORD, api_client_for, get_image, ingest_zip, shared_path, zip_folder
 
 A = AuditEvent.Action
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,7 +53,8 @@ def test_study_list_search_and_views_are_recorded_without_patient_names(user, st
     api.get(f"/api/studies/{study.pk}/")
     api.get(f"/api/series/{series.pk}/")
     viewed = [e.action for e in events(user=user) if e.action != A.INGEST_FINISHED]
-    assert viewed == [A.STUDY_LIST, A.STUDY_SEARCH, A.STUDY_VIEW, A.SERIES_VIEW]
+    # the series' JSON hands out its image URLs: that is image access, recorded there
+    assert viewed == [A.STUDY_LIST, A.STUDY_SEARCH, A.STUDY_VIEW, A.SERIES_VIEW, A.IMAGES_VIEW]
     search = events(action=A.STUDY_SEARCH)[0]
     assert search.event_code == "110112" and search.detail["filters"] == ["search"]
     view = events(action=A.STUDY_VIEW)[0]
@@ -63,15 +64,27 @@ def test_study_list_search_and_views_are_recorded_without_patient_names(user, st
         assert study.patient.name not in dump
 
 
-def test_image_fetches_are_aggregated_per_series(user, study_upload):
+def test_image_access_is_recorded_once_per_series_when_urls_are_handed_out(user, study_upload):
     api = api_client_for(user)
     series = study_upload.series.get()
     for index in range(series.planes["stack"]["count"]):
-        assert api.get(f"/api/series/{series.pk}/planes/stack/{index}.png").status_code == 200
+        assert get_image(api, f"/api/series/{series.pk}/planes/stack/{index}.png").status_code == 200
     for _ in range(3):
-        api.get(f"/api/series/{series.pk}/thumbnail.png")
+        get_image(api, f"/api/series/{series.pk}/thumbnail.png")
+    templates = api.get(f"/api/series/{series.pk}/").json()["planes"]["stack"]["url"]
+    assert api.get(templates.replace("{index}", "0")).status_code == 200
     (event,) = events(action=A.IMAGES_VIEW)
     assert event.object_type == "series" and event.object_id == str(series.pk)
+
+
+def test_pages_that_show_thumbnails_name_the_series_in_their_event(user, study_upload, client):
+    client.force_login(user)
+    study = study_upload.studies.get()
+    series = study.series.get()
+    assert client.get("/").status_code == 200
+    assert client.get(f"/studies/{study.pk}/").status_code == 200
+    assert events(action=A.STUDY_LIST)[0].detail["thumbnails"] == [series.pk]
+    assert events(action=A.STUDY_VIEW)[0].detail["thumbnails"] == [series.pk]
 
 
 def test_events_cannot_be_changed_or_deleted(user):

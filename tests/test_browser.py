@@ -182,7 +182,8 @@ def test_upload_two_studies_and_explore_them_in_the_viewer(page, live_server, us
     print(f"\nCT viewer: first image {first_image_ms} ms after the script started, {after_click:.2f} s after the click")
     axial = ct_series.planes["axial"]
     assert (first["width"], first["height"]) == (axial["width"], axial["height"])
-    assert first["index"] == str(axial["count"] // 2) and f"v={ct_series.render_version}" in first["src"]
+    assert first["index"] == str(axial["count"] // 2)
+    assert f"/images/{ct_series.pk}/{ct_series.render_version}/axial/" in first["src"]
     shot(page, "07-viewer")
 
     # -- the slider loads another image
@@ -280,7 +281,7 @@ def test_upload_two_studies_and_explore_them_in_the_viewer(page, live_server, us
     page.goto(f"{live_server.url}/series/{volume.pk}/")
     mr_first = wait_for_image(page, "true")
     sagittal = volume.planes["sagittal"]
-    assert "/planes/sagittal/" in mr_first["src"]
+    assert "/sagittal/" in mr_first["src"]
     assert (mr_first["width"], mr_first["height"]) == (sagittal["width"], sagittal["height"])
     letters = page.evaluate("[...document.querySelectorAll('.vp-letter')].map(l => l.textContent)")
     assert letters[2:] == ["A", "P"] and letters[0].startswith("S") and letters[1].startswith("I")
@@ -389,14 +390,15 @@ def test_viewer_waits_for_images_still_being_decoded(page, live_server, small_ct
     import shutil
 
     from studies import storage
-    from studies.services import rendering
+    from studies.services import image_source
 
     series = small_ct
-    shutil.rmtree(storage.derived_dir(series.pk, series.render_version) / "axial")  # no image rendered yet ...
-    volume = storage.volume_path(series.pk, series.render_version)
+    axial = storage.local_path(storage.derived_prefix(series.pk, series.render_version) + "axial")
+    shutil.rmtree(axial)  # no image rendered yet ...
+    volume = storage.local_path(storage.volume_name(series.pk, series.render_version))
     hidden = volume.with_suffix(".hidden")
-    volume.rename(hidden)  # ... and the voxels not decoded yet: the API answers 503
-    rendering._SOURCES.clear()
+    volume.rename(hidden)  # ... and the voxels not decoded yet: the image URLs answer 503
+    image_source.clear()
     sign_in(page, live_server, f"/series/{series.pk}/")
     page.wait_for_function("() => document.querySelector('.vp-message').textContent.includes('Preparing images')")
     shot(page, "20-viewer-waiting-for-images")

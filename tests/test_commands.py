@@ -28,9 +28,9 @@ def test_import_a_folder_waits_and_reports(user, eager_celery):
     assert f"upload {upload.pk} queued" in output
     assert f"upload {upload.pk} done: 9 file(s) stored" in output
     assert upload.owner == user and upload.status == Upload.Status.DONE
-    from studies import storage
+    from studies import scratch
 
-    assert not list(storage.tmp_dir().glob("import-*")), "the staged ZIP was moved, not left behind"
+    assert not list(scratch.tmp_dir().glob("import-*")), "the staged ZIP was moved, not left behind"
 
 
 def test_import_a_zip(user, eager_celery, tmp_path):

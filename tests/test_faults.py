@@ -11,7 +11,7 @@ import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
-from studies import storage
+from studies import scratch, storage
 from studies.models import Instance, Series, Study, Upload
 from studies.services import cleanup, ingest, locks, series_build
 from studies.services.uploads import upload_from_path
@@ -57,7 +57,7 @@ def test_interrupted_attempt_is_undone_and_the_next_stores_each_instance_once(qu
     upload = Upload.objects.get(pk=queued_upload.pk)
     assert upload.attempts == 2 and upload.files_dicom == 10 and upload.files_skipped == 0
     assert Instance.objects.count() == 10 and Series.objects.count() == 2 and Study.objects.count() == 2
-    assert all(storage.absolute(i.file).is_file() for i in Instance.objects.all())
+    assert all(storage.exists(i.file) for i in Instance.objects.all())
 
 
 def test_a_second_delivery_while_the_first_runs_does_nothing(queued_upload):
@@ -100,12 +100,12 @@ def test_time_limit_ends_the_upload_failed_with_a_message(queued_upload, monkeyp
     ingest.upload_ingest(queued_upload.pk)
     upload = Upload.objects.get(pk=queued_upload.pk)
     assert upload.status == Upload.Status.FAILED and "longer than the limit" in upload.error
-    assert not storage.work_dir(upload.pk).exists()
+    assert not scratch.work_dir(upload.pk).exists()
 
 
 def test_cleanup_removes_abandoned_files_and_ends_stuck_uploads(user, media_root, settings):
     old = time.time() - 3 * 24 * 3600
-    tmp_file = media_root / "tmp" / "abandoned.upload"
+    tmp_file = scratch.tmp_dir() / "abandoned.upload"
     tmp_file.write_bytes(b"x")
     os.utime(tmp_file, (old, old))
     stuck = Upload.objects.create(owner=user, original_name="s.zip", status=Upload.Status.PROCESSING)
@@ -117,15 +117,13 @@ def test_cleanup_removes_abandoned_files_and_ends_stuck_uploads(user, media_root
         file="uploads/999/upload.zip",
         finished_at=timezone.now() - timedelta(days=30),
     )
-    zip_path = storage.upload_dir(failed.pk) / "upload.zip"
-    zip_path.parent.mkdir(parents=True)
-    zip_path.write_bytes(b"PK")
-    Upload.objects.filter(pk=failed.pk).update(file=str(zip_path.relative_to(media_root)))
-    orphan = media_root / "originals" / "424242" / "gone.dcm"
-    orphan.parent.mkdir(parents=True)
-    orphan.write_bytes(b"x")
-    os.utime(orphan.parent, (old, old))
-    work = storage.work_dir(stuck.pk)
+    storage.save_bytes(storage.upload_name(failed.pk), b"PK")
+    zip_path = storage.local_path(storage.upload_name(failed.pk))
+    Upload.objects.filter(pk=failed.pk).update(file=storage.upload_name(failed.pk))
+    storage.save_bytes("originals/424242/gone.dcm", b"x")
+    orphan = storage.local_path("originals/424242/gone.dcm")
+    os.utime(orphan, (old, old))
+    work = scratch.work_dir(stuck.pk)
     work.mkdir(parents=True)
 
     report = cleanup.cleanup()
@@ -144,6 +142,6 @@ def test_cleanup_keeps_files_that_rows_refer_to(user, tmp_path, eager_celery, me
     for path in (media_root / "originals").rglob("*"):
         os.utime(path, (old, old))
     cleanup.cleanup()
-    assert all(storage.absolute(i.file).is_file() for i in Instance.objects.all())
+    assert all(storage.exists(i.file) for i in Instance.objects.all())
     series = Series.objects.get()
-    assert storage.image_path(series.pk, series.render_version, "stack", 0).exists()
+    assert storage.exists(storage.image_name(series.pk, series.render_version, "stack", 0))

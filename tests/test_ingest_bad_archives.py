@@ -6,9 +6,9 @@ import zipfile
 
 import pytest
 
-from studies import storage
+from studies import scratch, storage
 from studies.models import Instance, Series, Study, Upload
-from tests.conftest import ingest_zip, make_zip, shared_path
+from tests.conftest import ingest_zip, make_zip, shared_path, stored_names
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
@@ -18,20 +18,18 @@ def good_dicom() -> bytes:
 
 
 def assert_nothing_left_behind(upload: Upload):
-    assert not storage.work_dir(upload.pk).exists(), "extraction folder removed"
+    assert not scratch.work_dir(upload.pk).exists(), "extraction folder removed"
     if upload.status == Upload.Status.DONE:
-        assert not storage.upload_dir(upload.pk).exists() and upload.file == "", "ZIP removed once done"
+        assert not stored_names(storage.upload_prefix(upload.pk)) and upload.file == "", "ZIP removed once done"
     else:
-        assert storage.absolute(upload.file).is_file(), "a failed upload keeps its ZIP, to run it again"
+        assert storage.exists(upload.file), "a failed upload keeps its ZIP, to run it again"
 
 
 def assert_failed_cleanly(upload: Upload, fragment: str):
     assert upload.status == Upload.Status.FAILED
     assert fragment in upload.error
     assert not Instance.objects.exists() and not Series.objects.exists() and not Study.objects.exists()
-    assert not (storage.media_root() / "originals").exists() or not any(
-        (storage.media_root() / "originals").rglob("*.dcm")
-    )
+    assert not stored_names("originals/")
     assert_nothing_left_behind(upload)
 
 
@@ -70,7 +68,7 @@ def test_zip_bomb_with_a_dicom_header_is_stopped_while_extracting(user, tmp_path
     assert [item["name"] for item in upload.skipped] == ["bomb.dcm"]
     assert "zip bomb" in upload.skipped[0]["reason"]
     assert Instance.objects.count() == 1
-    assert sum(1 for _ in (storage.media_root() / "originals").rglob("*.dcm")) == 1
+    assert len(stored_names("originals/")) == 1
 
 
 def test_archive_larger_than_the_total_limit_fails_with_the_limit(user, tmp_path, settings):
@@ -177,7 +175,7 @@ def test_done_upload_runs_again_by_rebuilding_its_series(user, tmp_path):
     upload.refresh_from_db()
     assert series.render_version == 2 and series.render_status == Series.Render.DONE
     assert upload.status == Upload.Status.DONE
-    assert storage.image_path(series.pk, 2, "stack", 0).exists()
+    assert storage.exists(storage.image_name(series.pk, 2, "stack", 0))
     Upload.objects.filter(pk=upload.pk).update(status=Upload.Status.PROCESSING)
     upload.refresh_from_db()
     with pytest.raises(UploadBusy):

@@ -14,7 +14,7 @@ import pytest
 
 from studies import storage
 from studies.models import Instance, Patient, Series, Study, Upload
-from tests.conftest import SHARED_DICOM, ingest_zip, shared_path, zip_folder
+from tests.conftest import SHARED_DICOM, ingest_zip, shared_path, stored_bytes, stored_names, zip_folder
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
@@ -37,15 +37,16 @@ def plane_shapes(series: Series) -> dict:
 def assert_fully_rendered(series: Series):
     assert series.render_status == Series.Render.DONE, series.render_error
     assert series.images_done == series.images_total == sum(p["count"] for p in series.planes.values())
-    folder = storage.derived_dir(series.pk, series.render_version)
+    folder = storage.derived_prefix(series.pk, series.render_version)
     for name, plane in series.planes.items():
-        files = list((folder / name).glob("*.png"))
+        files = [n for n in stored_names(f"{folder}{name}/") if n.endswith(".png")]
         assert len(files) == plane["count"], name
-    assert storage.thumbnail_path(series.pk, series.render_version).exists()
+    assert storage.exists(storage.thumbnail_name(series.pk, series.render_version))
+    assert storage.exists(storage.complete_name(series.pk, series.render_version))
 
 
 def png(series: Series, plane: str, index: int) -> np.ndarray:
-    data = storage.image_path(series.pk, series.render_version, plane, index).read_bytes()
+    data = stored_bytes(storage.image_name(series.pk, series.render_version, plane, index))
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
@@ -70,12 +71,9 @@ def test_originals_are_kept_byte_for_byte(user, tmp_path):
         expected = hashlib.sha256(zf.read(member)).hexdigest()
     from studies.imaging.headers import read_header
 
-    stored = {
-        hashlib.sha256(storage.absolute(i.file).read_bytes()).hexdigest()
-        for i in Instance.objects.filter(upload=upload)
-    }
+    stored = {hashlib.sha256(stored_bytes(i.file)).hexdigest() for i in Instance.objects.filter(upload=upload)}
     assert expected in stored
-    assert all(read_header(storage.absolute(i.file)).rows == 512 for i in Instance.objects.all()[:5])
+    assert all(read_header(storage.local_copy(i.file)).rows == 512 for i in Instance.objects.all()[:5])
 
 
 def test_mr_study_with_oblique_volumes_and_single_images(user, tmp_path):
@@ -203,7 +201,7 @@ def test_second_upload_adds_series_and_slices_to_the_same_study(user, tmp_path):
     assert volume.num_instances == 175 and volume.render_version == 2
     assert_fully_rendered(volume)
     # the superseded version's images are gone
-    assert not storage.derived_dir(volume.pk, 1).exists()
+    assert not stored_names(storage.derived_prefix(volume.pk, 1))
 
 
 def test_other_users_upload_of_the_same_study_stays_separate(user, other_user, tmp_path):

@@ -87,7 +87,9 @@ def test_each_row_shows_the_thumbnail_of_its_largest_series(alice, user):
     study = make_study(user, 1, series_count=3)
     largest = study.series.order_by("-num_frames").first()
     html = alice.get(reverse("viewer:home")).content.decode()
-    assert f"/api/series/{largest.pk}/thumbnail.png?v={largest.render_version}" in html
+    assert f'src="/images/{largest.pk}/{largest.render_version}/thumbnail/' in html
+    others = study.series.exclude(pk=largest.pk)
+    assert not any(f"/images/{other.pk}/" in html for other in others)
 
 
 def search(client, **filters):
@@ -182,7 +184,7 @@ def test_search_values_stay_out_of_urls_and_the_audit_trail(alice, user):
     assert response["Location"].endswith("?sort=-date&per=25")
     alice.get(response["Location"])
     (event,) = AuditEvent.objects.filter(action=A.STUDY_SEARCH)
-    assert event.detail == {"filters": ["modality", "search"], "results": 1}
+    assert event.detail == {"filters": ["modality", "search"], "results": 1, "thumbnails": event.detail["thumbnails"]}
     assert event.event_code == "110112"
     for event in AuditEvent.objects.all():
         assert "Curie" not in json.dumps(event.detail) and "Curie" not in event.object_uid
@@ -227,8 +229,12 @@ def test_viewer_embeds_planes_and_version_and_records_the_series_view(alice, use
     assert config["series"]["window"] == {"center": 40.0, "width": 400.0}
     assert config["nativePlane"] == "stack" and config["presets"][2] == {"name": "Lung", "center": -600, "width": 1500}
     assert 'id="viewer-config"' in response.content.decode()
+    assert config["images"]["planes"]["stack"].startswith(f"/images/{series.pk}/3/stack/")
+    assert config["images"]["planes"]["stack"].endswith("/{index}.png")
     (event,) = AuditEvent.objects.filter(action=A.SERIES_VIEW)
-    assert event.object_id == str(series.pk) and event.detail == {"study_id": series.study_id}
+    assert event.object_id == str(series.pk) and event.detail == {"study_id": series.study_id, "thumbnails": []}
+    # handing out the image URLs is image access
+    assert AuditEvent.objects.filter(action=A.IMAGES_VIEW, object_id=str(series.pk)).count() == 1
 
 
 def test_viewer_shows_a_processing_page_until_the_series_has_planes(alice, user):

@@ -70,7 +70,13 @@ def test_access_matrix(study, user, people):
         client = api_client_for(account)
         for url in urls(study):
             response = client.get(url, HTTP_ACCEPT="*/*")
-            assert response.status_code == status, (who, url, response.status_code)
+            # the API's image paths answer with a redirect to a signed URL
+            expected_status = (
+                302
+                if status == 200 and url.startswith(f"/api/series/{study.series.get().pk}/") and (".png" in url)
+                else status
+            )
+            assert response.status_code == expected_status, (who, url, response.status_code)
         assert client.get("/api/studies/").json()["count"] == (1 if status == 200 else 0), who
         browser = Client()
         browser.force_login(account)
@@ -112,39 +118,3 @@ def test_a_share_names_a_user_or_a_group_not_both(study, user, people):
 
     with pytest.raises(IntegrityError):
         StudyShare.objects.create(study=study, user=people["shared"], group=Group.objects.create(name="g"))
-
-
-def test_the_image_fast_path_check_agrees_with_the_selectors(study, user, people, tmp_path, django_user_model):
-    """selectors.token_image_access states the visibility rules again in one SQL statement (for
-    the hottest request): it must answer exactly what series_visible_to answers, for everyone."""
-    from tokens.services import hash_key, token_create, token_revoke
-
-    group = Group.objects.create(name="radiology")
-    people["member"].groups.add(group)
-    StudyShare.objects.create(study=study, user=people["shared"], created_by=user)
-    StudyShare.objects.create(study=study, group=group, created_by=user)
-    # a study of the stranger's own, shared with nobody, and a group share that goes elsewhere
-    ingest_zip(people["stranger"], zip_folder(shared_path("mr-transfer-syntaxes-dcmqats"), tmp_path / "b.zip"))
-    theirs = Study.objects.get(owner=people["stranger"])
-    other_group = Group.objects.create(name="cardiology")
-    people["shared"].groups.add(other_group)
-    StudyShare.objects.create(study=theirs, group=Group.objects.create(name="elsewhere"), created_by=people["stranger"])
-    people["inactive"] = django_user_model.objects.create_user("gina", password="x", is_active=False)
-    make = django_user_model.objects.create_user
-    people["inactive_staff"] = make("hal", password="x", is_staff=True, is_active=False)
-    series_ids = [*study.series.values_list("pk", flat=True), *theirs.series.values_list("pk", flat=True), 10**9]
-    checked = 0
-    for account in [user, *people.values()]:
-        _, key = token_create(user=account, name="t")
-        revoked, revoked_key = token_create(user=account, name="old")
-        token_revoke(revoked)
-        for pk in series_ids:
-            expected = selectors.series_visible_to(account).filter(pk=pk).exists()
-            access = selectors.token_image_access(hash_key(key), pk)
-            assert (access is not None) == expected, (account.username, pk)
-            if access is not None:
-                assert access.user_id == account.pk and access.series_id == pk and access.planes
-            assert selectors.token_image_access(hash_key(revoked_key), pk) is None
-            checked += expected
-    assert checked == 4 + 2  # ours: owner, shared user, group member, staff; theirs: the stranger, staff
-    assert selectors.token_image_access(hash_key("no-such-key"), series_ids[0]) is None

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from datetime import timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 
 from tokens.models import ApiToken
@@ -32,21 +30,6 @@ def token_revoke(token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-
-
-_marked_used: dict[int, float] = {}
-
-
-def token_mark_used(token_id: int) -> None:
-    """Record that the token was used (for the image fast path, which reads no token row): at most
-    one write per token per LAST_USED_RESOLUTION and process."""
-    now = time.monotonic()
-    last = _marked_used.get(token_id)
-    if last is not None and now - last < LAST_USED_RESOLUTION.total_seconds():
-        return
-    _marked_used[token_id] = now
-    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=timezone.now() - LAST_USED_RESOLUTION)
-    ApiToken.objects.filter(stale, pk=token_id).update(last_used_at=timezone.now())
 
 
 def token_for_key(key: str) -> ApiToken | None:

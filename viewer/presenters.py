@@ -64,12 +64,14 @@ def _alignment(series: Series, plane: str) -> float:
     return abs(sum(a * b for a, b in zip(step, stack_dir, strict=True)))
 
 
-def series_config(series: Series) -> dict:
-    """Everything the viewer script needs, embedded in the page (no extra request, no extra audit)."""
+def series_config(series: Series, image_urls: dict | None) -> dict:
+    """Everything the viewer script needs, embedded in the page (no extra request): with the signed
+    URLs of the series' images (``image_access.plane_urls``, which audits handing them out)."""
     study, patient = series.study, series.study.patient
     api = reverse("api:series-detail", args=[series.pk])
     return {
         "series": SeriesSerializer(series).data,
+        "images": image_urls,
         "nativePlane": native_plane(series),
         "nativeExact": native_is_exact(series),
         "orientation": series.image_orientation,

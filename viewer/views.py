@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.models import AuditEvent
 from audit.services import record, record_images_view
 from studies import selectors, storage
-from studies.services import sharing
+from studies.services import image_access, sharing
 from viewer import study_list
 from viewer.dicom_tags import read_header_rows, source_frame
 from viewer.forms import StudyFilterForm, filters_from_session
@@ -40,7 +40,8 @@ def home(request):
     page = paginator.get_page(request.GET.get("page"))
     names = sorted(name for name in study_list.FILTER_NAMES if filters.get(name))
     action = AuditEvent.Action.STUDY_SEARCH if names else AuditEvent.Action.STUDY_LIST
-    record(action, request=request, detail={"filters": names, "results": paginator.count})
+    thumbnails = [study.thumb_series_id for study in page if study.thumb_series_id]
+    record(action, request=request, detail={"filters": names, "results": paginator.count, "thumbnails": thumbnails})
     context = {
         "nav": "studies",
         "page": page,
@@ -76,7 +77,7 @@ def upload(request):
 def study_detail(request, pk: int):
     study = get_object_or_404(selectors.studies_visible_to(request.user).select_related("patient"), pk=pk)
     series = list(study.series.all())
-    record(AuditEvent.Action.STUDY_VIEW, request=request, obj=study)
+    record(AuditEvent.Action.STUDY_VIEW, request=request, obj=study, detail={"thumbnails": [s.pk for s in series]})
     context = {"nav": "studies", "study": study, "patient": study.patient, "series_list": series}
     if selectors.can_edit_study(request.user, study):
         context["shares"] = study.shares.select_related("user", "group").order_by("id")
@@ -123,7 +124,11 @@ def study_share_remove(request, pk: int, share_id: int):
 @require_GET
 def study_status(request, pk: int):
     study = get_object_or_404(selectors.studies_visible_to(request.user), pk=pk)
-    return JsonResponse({"series": [series_status_json(series) for series in study.series.all()]})
+    rows = []
+    for series in study.series.all():
+        thumbnail = image_access.thumbnail_url(series.pk, series.render_version)  # audited with study_view
+        rows.append({**series_status_json(series), "thumbnail_url": thumbnail})
+    return JsonResponse({"series": rows})
 
 
 @login_required
@@ -131,13 +136,15 @@ def study_status(request, pk: int):
 def series_viewer(request, pk: int):
     queryset = selectors.series_visible_to(request.user).select_related("study__patient")
     series = get_object_or_404(queryset, pk=pk)
-    record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
+    siblings = list(series.study.series.all())
+    detail = {"study_id": series.study_id, "thumbnails": [other.pk for other in siblings if other.pk != series.pk]}
+    record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail=detail)
     context = {
         "series": series,
         "study": series.study,
         "patient": series.study.patient,
-        "siblings": list(series.study.series.all()),
-        "config": series_config(series),
+        "siblings": siblings,
+        "config": series_config(series, image_access.plane_urls(request, series) if series.planes else None),
     }
     template = "viewer/viewer.html" if series.planes else "viewer/processing.html"
     return render(request, template, context)
@@ -146,8 +153,13 @@ def series_viewer(request, pk: int):
 @login_required
 @require_GET
 def series_status(request, pk: int):
+    """What the viewer polls: the series' preparation, and new signed image URLs (handed out, and
+    audited, as on the viewer page) to replace those about to expire."""
     series = get_object_or_404(selectors.series_visible_to(request.user), pk=pk)
-    return JsonResponse(series_status_json(series))
+    body = series_status_json(series)
+    if series.planes:
+        body["images"] = image_access.plane_urls(request, series)
+    return JsonResponse(body)
 
 
 @login_required
@@ -165,7 +177,7 @@ def image_tags(request, pk: int):
         return JsonResponse({"detail": "That image does not exist in this plane."}, status=404)
     instances = selectors.instances_visible_to(request.user).filter(series=series)
     instance = get_object_or_404(instances, pk=source.instance_pk)
-    rows, truncated = read_header_rows(storage.absolute(instance.file), frame=source.frame)
+    rows, truncated = read_header_rows(storage.local_copy(instance.file), frame=source.frame)
     record_images_view(request, series)
     return JsonResponse(
         {

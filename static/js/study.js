@@ -9,10 +9,9 @@ function render(card, series) {
   if (series.render_status === "done") {
     status.replaceChildren();
     const img = card.querySelector(".series-thumb img");
-    const url = new URL(img.src, location.href);
-    if (url.searchParams.get("v") !== String(series.render_version)) {
-      url.searchParams.set("v", String(series.render_version));
-      img.src = url.toString();
+    if (img.dataset.version !== String(series.render_version)) {
+      img.dataset.version = String(series.render_version);
+      img.src = series.thumbnail_url; // signed for the new version
     }
     return;
   }

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 
@@ -145,11 +146,44 @@ class InstanceSummarySerializer(serializers.ModelSerializer):
         fields = ["id", "sop_instance_uid", "instance_number", "number_of_frames", "in_volume"]
 
 
+PLANES_WITH_URLS_SCHEMA = {
+    "type": "object",
+    "description": "Each plane's geometry and the URL template of its images: put the image number (0 to count - 1) "
+    "for {index}; add ?wc=&ww= for another window. The URLs are signed and valid until image_urls_expire.",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {
+            "count": {"type": "integer"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "url": {"type": "string"},
+        },
+    },
+}
+
+
 class SeriesDetailSerializer(SeriesSerializer):
+    """A series with its instances and the signed URLs of its images (handed out with an
+    ``images_view`` audit event by ``image_access.plane_urls``; the view passes them in context)."""
+
     instances = InstanceSummarySerializer(many=True, read_only=True)
+    thumbnail_url = serializers.SerializerMethodField()
+    image_urls_expire = serializers.SerializerMethodField()
 
     class Meta(SeriesSerializer.Meta):
-        fields = SeriesSerializer.Meta.fields + ["instances"]
+        fields = SeriesSerializer.Meta.fields + ["thumbnail_url", "image_urls_expire", "instances"]
+
+    @extend_schema_field(PLANES_WITH_URLS_SCHEMA)
+    def get_planes(self, series) -> dict:
+        urls = self.context["image_urls"]["planes"]
+        return {name: {**info, "url": urls[name]} for name, info in (series.planes or {}).items()}
+
+    def get_thumbnail_url(self, series) -> str:
+        return self.context["image_urls"]["thumbnail"]
+
+    def get_image_urls_expire(self, series) -> int:
+        """Unix time after which the image URLs answer 403: get the series again for new ones."""
+        return self.context["image_urls"]["expires"]
 
 
 class InstanceSerializer(serializers.ModelSerializer):

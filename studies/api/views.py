@@ -8,7 +8,7 @@ import math
 import django_filters
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q
-from django.http import Http404, HttpResponseNotModified, StreamingHttpResponse
+from django.http import Http404, HttpResponseRedirect, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -21,15 +21,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.models import AuditEvent
-from audit.services import record, record_images_view
+from audit.services import record
 from dicomviewer.ratelimit import UnsafeMethodRateThrottle
-from studies import selectors, storage
+from studies import scratch, selectors
 from studies.api import filters, serializers
-from studies.api.fastpath import image_etag
 from studies.files import file_response
 from studies.imaging.render import Window
-from studies.services import rendering
-from studies.services.archives import zip_stream
+from studies.services import image_access
+from studies.services.archives import Member, zip_stream
 from studies.services.deletion import series_delete, study_delete
 from studies.services.uploads import InvalidUpload, SizeLimitHandler, UploadBusy, upload_create, upload_rerun
 from tokens.services import token_create, token_revoke
@@ -37,9 +36,12 @@ from tokens.services import token_create, token_revoke
 ID = r"[0-9]{1,18}"  # ids that fit the database's 64-bit keys; anything else is a 404
 
 IMAGE_RESPONSES = {
-    (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The PNG image."),
-    304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
-    503: OpenApiResponse(description="The images are still being prepared; retry after Retry-After seconds."),
+    302: OpenApiResponse(
+        description="Found: Location is the image's signed URL (under /images/, valid IMAGE_URL_TTL seconds), which "
+        "answers the PNG (with storage in a bucket, a further redirect to the object), or 503 with Retry-After while "
+        "the series is still being prepared."
+    ),
+    503: OpenApiResponse(description="The series has no images yet; retry after Retry-After seconds."),
 }
 ZIP_RESPONSE = {(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="A ZIP of the originals.")}
 DELETE_RESPONSES = {
@@ -88,12 +90,14 @@ def zip_response(request, obj, members, filename: str) -> StreamingHttpResponse:
     return response
 
 
-def members_of(instances) -> list:
-    """(name in the archive, path) of each instance: <SeriesInstanceUID>/<SOPInstanceUID>.dcm."""
-    rows = instances.values_list("series__series_instance_uid", "sop_instance_uid", "file").order_by(
-        "series__series_number", "series_id", "instance_number", "id"
-    )
-    return [(f"{series_uid}/{sop_uid}.dcm", storage.absolute(path)) for series_uid, sop_uid, path in rows]
+def members_of(instances) -> list[Member]:
+    """Each instance's file, named <SeriesInstanceUID>/<SOPInstanceUID>.dcm in the archive."""
+    rows = instances.values_list(
+        "series__series_instance_uid", "sop_instance_uid", "file", "file_size", "created_at"
+    ).order_by("series__series_number", "series_id", "instance_number", "id")
+    return [
+        Member(f"{series_uid}/{sop_uid}.dcm", name, size, created) for series_uid, sop_uid, name, size, created in rows
+    ]
 
 
 # --- auth and tokens ------------------------------------------------------------------------
@@ -184,7 +188,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
 
     def initialize_request(self, request, *args, **kwargs):
         if request.method == "POST":
-            storage.tmp_dir()
+            scratch.tmp_dir()
             request.upload_handlers.insert(0, SizeLimitHandler(request))
         return super().initialize_request(request, *args, **kwargs)
 
@@ -335,7 +339,8 @@ class SeriesViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     def retrieve(self, request, *args, **kwargs):
         series = self.get_object()
         record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
-        return Response(self.get_serializer(series).data)
+        urls = image_access.plane_urls(request, series)  # audited there, as image access
+        return Response(self.get_serializer(series, context={**self.get_serializer_context(), "image_urls": urls}).data)
 
     def destroy(self, request, *args, **kwargs):
         series = self.get_object()
@@ -376,7 +381,7 @@ class InstanceViewSet(viewsets.ReadOnlyModelViewSet):
         instance = self.get_object()
         record(AuditEvent.Action.DOWNLOAD, request=request, obj=instance, detail={"format": "dicom"})
         name = f"{download_name(instance.sop_instance_uid)}.dcm"
-        response = file_response(storage.absolute(instance.file), "application/dicom", name)
+        response = file_response(instance.file, "application/dicom", name)
         response["Cache-Control"] = "private, no-store"
         return response
 
@@ -403,46 +408,27 @@ def parse_window(params, series=None) -> Window | None:
     return Window(round(center, 2), round(width, 2))
 
 
-def png_response(request, path, etag: str, current: bool):
-    if request.headers.get("If-None-Match") == etag:
-        response = HttpResponseNotModified()
-    else:
-        response = file_response(path, "image/png")
-    response["ETag"] = etag
-    # Browsers may keep images; shared caches never. Versioned URLs (?v=) may be kept a day.
-    response["Cache-Control"] = "private, max-age=86400" if current else "private, no-cache"
-    return response
-
-
 def not_ready(detail: str) -> Response:
     response = Response({"detail": detail}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     response["Retry-After"] = "1"
     return response
 
 
-VERSION_PARAM = OpenApiParameter(
-    "v",
-    {"type": "integer", "minimum": 0, "maximum": 999999999},
-    description="render_version of the series: the answer may be cached a day",
-)
+def redirect_to(location: str) -> HttpResponseRedirect:
+    """302 to a signed image URL; the redirect itself is not kept (the next one differs)."""
+    response = HttpResponseRedirect(location)
+    response["Cache-Control"] = "private, no-store"
+    return response
 
 
 class ImageView(APIView):
     content_negotiation_class = AnyAcceptNegotiation
 
     def series(self, request, pk):
-        series = selectors.visible_series(request.user, pk)  # the one- or two-query check: images are hot
+        series = selectors.visible_series(request.user, pk)  # the one- or two-query check
         if series is None:
             raise Http404
-        record_images_view(request, series)
         return series
-
-    @staticmethod
-    def current(request, series) -> bool:
-        version = request.query_params.get("v")
-        if version is not None and not (version.isdigit() and len(version) < 10):
-            raise ValidationError({"v": ["The render_version of the series: a whole number."]})
-        return version == str(series.render_version)
 
 
 class PlaneImageView(ImageView):
@@ -454,39 +440,33 @@ class PlaneImageView(ImageView):
                 {"type": "number", "minimum": 0, "exclusiveMinimum": True},
                 description="Window width, > 0; default: the series' window width",
             ),
-            VERSION_PARAM,
         ],
         responses=IMAGE_RESPONSES,
     )
     def get(self, request, pk: int, plane: str, index: int):
-        """One image of a plane (axial, coronal, sagittal, or stack) at the default or a given window."""
+        """One image of a plane (axial, coronal, sagittal, or stack) at the default or a given window:
+        a redirect to its signed URL (valid IMAGE_URL_TTL seconds), which answers the PNG."""
         series = self.series(request, pk)
         window = parse_window(request.query_params, series)
-        etag = image_etag(series.pk, series.render_version, plane, index, window)
-        if request.headers.get("If-None-Match") == etag:
-            return png_response(request, None, etag, self.current(request, series))
-        try:
-            path = rendering.image_file(series, plane, index, window)
-        except KeyError:
+        if plane not in (series.planes or {}):
             available = ", ".join(series.planes) or "none yet"
             return Response({"detail": f"This series has no '{plane}' plane (available: {available})."}, status=404)
-        except IndexError:
-            count = series.planes[plane]["count"]
+        count = series.planes[plane]["count"]
+        if not 0 <= index < count:
             return Response(
                 {"detail": f"Image {index} does not exist: the {plane} plane has {count} images."}, status=404
             )
-        except rendering.NotReady:
-            return not_ready("The images of this series are still being prepared; try again shortly.")
-        return png_response(request, path, etag, self.current(request, series))
+        location = image_access.image_url(request, series, plane, index)
+        if window is not None:
+            location += f"?wc={window.center:g}&ww={window.width:g}"
+        return redirect_to(location)
 
 
 class ThumbnailView(ImageView):
-    @extend_schema(parameters=[VERSION_PARAM], responses=IMAGE_RESPONSES)
+    @extend_schema(responses=IMAGE_RESPONSES)
     def get(self, request, pk: int):
-        """A thumbnail of the series, at most 160 pixels wide and high."""
+        """A thumbnail of the series, at most 160 pixels wide and high: a redirect to its signed URL."""
         series = self.series(request, pk)
-        path = storage.thumbnail_path(series.pk, series.render_version)
-        if not path.exists():
+        if not series.planes:
             return not_ready("The thumbnail of this series is not ready yet.")
-        etag = f'"{series.pk}-{series.render_version}-thumb"'
-        return png_response(request, path, etag, self.current(request, series))
+        return redirect_to(image_access.thumbnail_url(series.pk, series.render_version))

@@ -1,16 +1,19 @@
 """ZIP archives of stored originals, written as a stream (never held whole in memory or on disk).
 
-``zip_stream(members)`` yields the bytes of a ZIP of ``(name in archive, path on disk)`` pairs.
-DICOM files compress poorly, so members are stored (ZIP_STORED); large archives use ZIP64.
+``zip_stream(members)`` yields the bytes of a ZIP of ``Member`` (name in the archive, name in the
+storage, size, time). DICOM files compress poorly, so members are stored (ZIP_STORED); large
+archives use ZIP64.
 """
 
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime
+
+from studies import storage
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -39,17 +42,25 @@ class _Sink(io.RawIOBase):
         return data
 
 
-def zip_stream(members: Iterable[tuple[str, Path]]) -> Iterator[bytes]:
+@dataclass
+class Member:
+    name: str  # in the archive
+    stored_name: str  # in the storage
+    size: int
+    modified: datetime
+
+
+def zip_stream(members: Iterable[Member]) -> Iterator[bytes]:
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, path in members:
+        for member in members:
             try:
-                source = open(path, "rb")
+                source = storage.open_stream(member.stored_name)
             except FileNotFoundError:
                 continue  # removed meanwhile (a concurrent delete): leave it out
             with source:
-                info = zipfile.ZipInfo(name, date_time=time.localtime(path.stat().st_mtime)[:6])
-                info.file_size = path.stat().st_size
+                info = zipfile.ZipInfo(member.name, date_time=member.modified.timetuple()[:6])
+                info.file_size = member.size
                 with archive.open(info, "w") as entry:
                     while chunk := source.read(CHUNK_BYTES):
                         entry.write(chunk)

@@ -11,9 +11,10 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from studies import storage
+from studies import scratch, storage
 from studies.models import Instance, Series, Upload
 from studies.services import locks
+from studies.services.queue import Task, enqueue
 
 log = logging.getLogger(__name__)
 TMP_MAX_AGE_S = 24 * 3600
@@ -41,25 +42,43 @@ def cleanup(now=None) -> dict:
         "stuck_uploads": 0,
         "orphan_originals": 0,
         "orphan_derived": 0,
+        "scratch_series": 0,
     }
-    media = storage.media_root()
-    for path in _files(media / "tmp"):
+    for path in _files(scratch.tmp_dir()):
         if path.is_file() and _older_than(path, TMP_MAX_AGE_S):
             path.unlink(missing_ok=True)
             report["tmp_files"] += 1
     report["stuck_uploads"] = _end_stuck_uploads(now)
     running = set(Upload.objects.filter(status=Upload.Status.PROCESSING).values_list("pk", flat=True))
-    for path in _files(media / "work"):
+    for path in _files(scratch.root() / "work"):
         if path.name.isdigit() and int(path.name) not in running:
-            storage.remove_tree(path)
+            scratch.remove_tree(path)
             report["work_dirs"] += 1
     keep_until = now - timedelta(days=settings.FAILED_UPLOAD_RETENTION_DAYS)
     for upload in Upload.objects.filter(status=Upload.Status.FAILED, finished_at__lt=keep_until).exclude(file=""):
-        storage.remove_tree(storage.upload_dir(upload.pk))
+        storage.delete_prefix(storage.upload_prefix(upload.pk))
         Upload.objects.filter(pk=upload.pk).update(file="")
         report["failed_zips"] += 1
-    report["orphan_originals"], report["orphan_derived"] = _orphans(media)
+    report["orphan_originals"], report["orphan_derived"] = _orphans()
+    report["scratch_series"] = forget_finished_scratch()
+    scratch.trim(settings.SCRATCH_CACHE_BYTES)
     return report
+
+
+def forget_finished_scratch() -> int:
+    """Drop this host's cached copies (volumes, originals) of series no worker is rendering: what
+    a worker fetched for its render chunks is scratch, kept only while the series renders."""
+    cached = scratch.cached_series()
+    if not cached:
+        return 0
+    rendering = set(
+        Series.objects.filter(pk__in=cached, render_status=Series.Render.RENDERING).values_list("pk", flat=True)
+    )
+    done = cached - rendering
+    for series_id in done:
+        scratch.forget(f"derived/{series_id}")
+        scratch.forget(f"originals/{series_id}")
+    return len(done)
 
 
 def _end_stuck_uploads(now) -> int:
@@ -80,45 +99,45 @@ def _end_stuck_uploads(now) -> int:
     return ended
 
 
-def _orphans(media: Path) -> tuple[int, int]:
+def _orphans() -> tuple[int, int]:
+    """Stored files no row refers to (an outage kept a delete from finishing, say), once old
+    enough not to belong to an ingest that is still writing its rows."""
     originals = derived = 0
     series_ids = set(Series.objects.values_list("pk", flat=True))
-    for folder in _files(media / "originals"):
-        if not folder.name.isdigit():
+    oldest = time.time() - ORPHAN_MIN_AGE_S
+    for folder in storage.default().subfolders("originals/"):
+        if not folder.isdigit():
             continue
-        if int(folder.name) not in series_ids:
-            if _older_than(folder, ORPHAN_MIN_AGE_S):
-                storage.remove_tree(folder)
-                originals += 1
-            continue
-        known = {
-            Path(f).name for f in Instance.objects.filter(series_id=int(folder.name)).values_list("file", flat=True)
-        }
-        for path in _files(folder):
-            if path.name not in known and _older_than(path, ORPHAN_MIN_AGE_S):
-                path.unlink(missing_ok=True)
-                originals += 1
-    for folder in _files(media / "derived"):
-        if folder.name.isdigit() and int(folder.name) not in series_ids and _older_than(folder, ORPHAN_MIN_AGE_S):
-            storage.remove_tree(folder)
-            derived += 1
+        files = list(storage.iter_names(f"originals/{folder}/"))
+        known = (
+            set()
+            if int(folder) not in series_ids
+            else set(Instance.objects.filter(series_id=int(folder)).values_list("file", flat=True))
+        )
+        stale = [name for name, modified in files if name not in known and modified < oldest]
+        storage.delete_many(stale)
+        originals += len(stale)
+    for folder in storage.default().subfolders("derived/"):
+        if folder.isdigit() and int(folder) not in series_ids:
+            files = list(storage.iter_names(f"derived/{folder}/"))
+            if all(modified < oldest for _name, modified in files):
+                storage.delete_prefix(f"derived/{folder}/")
+                derived += 1
     return originals, derived
 
 
 def recover_interrupted_work() -> int:
     """Re-queue ingests that a stopped worker left half done. Only needed with the filesystem
     broker, which (unlike Redis) loses the messages of a worker killed mid-task."""
-    from studies.tasks import series_rebuild_task, upload_ingest_task
-
     requeued = 0
     unfinished = Upload.objects.filter(status__in=[Upload.Status.QUEUED, Upload.Status.PROCESSING])
     for upload in unfinished.exclude(stage="rendering"):
         with locks.claim(locks.UPLOAD, upload.pk) as free:
             if free:  # a duplicate delivery is harmless: the claim and the status stop it
-                upload_ingest_task.delay(upload.pk)
+                enqueue(Task.UPLOAD_INGEST, upload.pk)
                 requeued += 1
     for series_id in Series.objects.filter(render_status=Series.Render.RENDERING).values_list("pk", flat=True):
         log.info("re-rendering series %s left unfinished", series_id)
-        series_rebuild_task.delay(series_id)
+        enqueue(Task.SERIES_REBUILD, series_id)
         requeued += 1
     return requeued

@@ -1,11 +1,14 @@
 """Deleting studies and series: their rows in one transaction, their files once it has committed.
 
 A series' files are all under ``originals/<series>/`` and ``derived/<series>/`` (see storage), so
-deleting a series removes those two folders; a rolled-back delete never loses a file. The study
+deleting a series removes those two prefixes; a rolled-back delete never loses a file, and files a
+storage outage keeps from being removed are removed by ``cleanup_uploads`` later. The study
 goes with its last series and the patient with its last study. Each delete is audited.
 """
 
 from __future__ import annotations
+
+import logging
 
 from django.db import transaction
 
@@ -13,7 +16,10 @@ from audit.models import AuditEvent
 from audit.services import record
 from studies import storage
 from studies.models import Patient, Series, Study
+from studies.services import image_source
 from studies.services.series_build import update_study
+
+log = logging.getLogger(__name__)
 
 
 def study_delete(*, study: Study, user=None, request=None) -> None:
@@ -62,5 +68,8 @@ def series_delete(*, series: Series, user=None, request=None) -> None:
 
 def _remove_files(series_ids: list[int]) -> None:
     for series_id in series_ids:
-        storage.remove_tree(storage.series_originals_dir(series_id))
-        storage.remove_tree(storage.series_derived_root(series_id))
+        image_source.forget(series_id)
+        try:
+            storage.remove_series_files(series_id)
+        except storage.StorageUnavailable as exc:  # no row refers to them: cleanup_uploads removes them later
+            log.warning("series %s deleted; its files are left for cleanup (%s)", series_id, exc)

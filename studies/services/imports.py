@@ -1,5 +1,5 @@
-"""Bulk loads from this machine (management commands, STOW-RS): stage a ZIP under MEDIA_ROOT/tmp
-and hand it to ``upload_create``, which moves it into the upload folder and queues the ingest."""
+"""Bulk loads from this machine (management commands, STOW-RS): stage a ZIP in the scratch folder
+and hand it to ``upload_create``, which moves it into the storage and queues the ingest."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from pathlib import Path
 
 from django.core.files.uploadedfile import UploadedFile
 
-from studies import storage
+from studies import scratch
 from studies.models import Upload
 from studies.services.uploads import upload_create, upload_from_path
 
 
 class StagedFile(UploadedFile):
-    """A file already under MEDIA_ROOT/tmp: ``upload_create`` moves it instead of copying it."""
+    """A file already in the scratch folder: ``upload_create`` moves it instead of copying it."""
 
     def __init__(self, path: Path, name: str):
         super().__init__(open(path, "rb"), name=name, content_type="application/zip", size=path.stat().st_size)
@@ -38,8 +38,8 @@ def upload_staged(*, owner, path: Path, name: str) -> Upload:
 
 
 def zip_folder(folder: Path) -> Path:
-    """Every file under ``folder`` in a new ZIP (stored, not compressed) under MEDIA_ROOT/tmp."""
-    fd, name = tempfile.mkstemp(dir=storage.tmp_dir(), prefix="import-", suffix=".zip")
+    """Every file under ``folder`` in a new ZIP (stored, not compressed) in the scratch folder."""
+    fd, name = tempfile.mkstemp(dir=scratch.tmp_dir(), prefix="import-", suffix=".zip")
     os.close(fd)
     try:
         with zipfile.ZipFile(name, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:

@@ -13,13 +13,14 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from studies import storage
+from studies import scratch, storage
 from studies.imaging import archive
 from studies.imaging.headers import NEED_MORE, Header, read_header, read_header_prefix
 from studies.models import Upload
@@ -101,14 +102,21 @@ def _run(upload_id: int) -> None:
         attempts=F("attempts") + 1,
         error="",
     )
-    work = storage.work_dir(upload.pk)
-    storage.remove_tree(work)
+    work = scratch.work_dir(upload.pk)
+    scratch.remove_tree(work)
     if upload.attempts > 0:  # redelivered after a crash, or run again: start from a clean slate
         series_build.undo_upload(upload)
     try:
         _ingest(state, work)
     except (archive.ArchiveError, IngestFailed, series_build.SeriesBusy) as exc:
         _fail(state, str(exc))
+    except storage.StorageUnavailable as exc:
+        log.warning("ingest of upload %s stopped: %s", upload.pk, exc)
+        _fail(
+            state,
+            f"The file storage could not be used ({exc}). Nothing of this upload was kept but its archive; "
+            "run it again once the storage is back.",
+        )
     except SoftTimeLimitExceeded:
         _fail(
             state, f"The ingest took longer than the limit of {settings.INGEST_TIME_LIMIT:g} seconds and was stopped."
@@ -121,11 +129,11 @@ def _run(upload_id: int) -> None:
             "try again, and tell the administrator if it happens again.",
         )
     finally:
-        storage.remove_tree(work)
+        scratch.remove_tree(work)
 
 
 def _ingest(state: IngestState, work) -> None:
-    with archive.Archive(storage.absolute(state.upload.file), archive_limits()) as source:
+    with archive.Archive(_archive_file(state.upload, work), archive_limits()) as source:
         Upload.objects.filter(pk=state.upload.pk).update(files_total=source.member_count)
         for item in source.skipped:
             state.skip(item.name, item.reason)
@@ -134,6 +142,21 @@ def _ingest(state: IngestState, work) -> None:
             raise IngestFailed("No DICOM images were found in the archive (see the skipped files for why).")
         _store_and_build(state, source, members)
     _finish_stage(state)
+
+
+def _archive_file(upload: Upload, work) -> Path:
+    """The uploaded ZIP on this host: in place in a local storage folder, else fetched into the
+    ingest's work folder."""
+    path = storage.local_path(upload.file)
+    if path is not None:
+        return path
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "upload.zip"
+    try:
+        storage.default().fetch(upload.file, path)
+    except FileNotFoundError:
+        raise IngestFailed("The uploaded archive is no longer kept; upload it again.") from None
+    return path
 
 
 def _scan_headers(state: IngestState, source: archive.Archive, work) -> dict[int, archive.Member]:
@@ -211,7 +234,8 @@ def _store_and_build(state: IngestState, source: archive.Archive, members: dict)
 
 
 def _extract(source: archive.Archive, member: archive.Member, header: Header) -> str | None:
-    """Write a member to where its original is kept; None, or the reason it could not be."""
+    """Write a member where the ingest reads it (``header.path``) and, unless that is already
+    its place in a local storage folder, store it; None, or the reason it could not be."""
     header.path.parent.mkdir(parents=True, exist_ok=True)
     try:
         written = source.extract(member, header.path)
@@ -220,6 +244,8 @@ def _extract(source: archive.Archive, member: archive.Member, header: Header) ->
     if written != header.file_size:
         header.path.unlink(missing_ok=True)
         return "corrupt in the archive (its size differs from the ZIP directory's)"
+    if storage.local_path(header.stored_name) is None:
+        storage.save_file(header.stored_name, header.path)
     return None
 
 

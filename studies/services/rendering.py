@@ -1,124 +1,32 @@
-"""Plane images of stored series: queued in chunks for the workers, or rendered on request.
+"""The write side of images: rendering every plane image of a stored series, in chunks queued
+across the workers, and finishing the series (and its uploads) once all are stored.
 
 A series' images belong to its ``render_version``; when its instances change the version goes
 up, new images are written beside the old ones and the old version is removed once the new
-one is complete. Chunks of a stale version do nothing.
+one is complete. Chunks of a stale version do nothing. What it takes to render an image comes
+from ``image_source`` (the read side), which the web uses too.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from studies import storage
-from studies.imaging.headers import Header, read_header
+from studies import scratch, storage
 from studies.imaging.planes import STACK
-from studies.imaging.render import Window, encode_png
-from studies.imaging.series import StackImages, VolumeImages
-from studies.imaging.volume import FrameRef, volume_from_dict
-from studies.models import Instance, Series, Upload
+from studies.imaging.render import encode_png
+from studies.models import RenderedChunk, Series, Upload
+from studies.services import image_source
+from studies.services.queue import Task, enqueue
 
 log = logging.getLogger(__name__)
 
 CHUNK_IMAGES = 32
-_SOURCES: OrderedDict = OrderedDict()  # (series id, version) -> VolumeImages | StackImages
-_SOURCES_LOCK = threading.Lock()
-_SOURCES_MAX = 8
-
-
-class NotReady(Exception):
-    """The series' pixels are not decoded yet; ask again shortly."""
-
-
-def series_images(series: Series, headers: list[Header] | None = None, frames: list[FrameRef] | None = None):
-    """The image source of a series at its current version (cached per process)."""
-    key = (series.pk, series.render_version)
-    with _SOURCES_LOCK:
-        source = _SOURCES.get(key)
-        if source is not None:
-            _SOURCES.move_to_end(key)
-            return source
-    source = _build_source(series, headers, frames)
-    with _SOURCES_LOCK:
-        _SOURCES[key] = source
-        while len(_SOURCES) > _SOURCES_MAX:
-            _SOURCES.popitem(last=False)
-    return source
-
-
-def _build_source(series: Series, headers, frames):
-    layout = series.layout or {}
-    if layout.get("kind") == "volume":
-        path = storage.volume_path(series.pk, series.render_version)
-        if not path.exists():
-            raise NotReady()
-        data = np.load(path, mmap_mode="r")
-        volume = volume_from_dict(layout["volume"])
-        window = Window(series.window_center, series.window_width) if series.window else Window(0, 1)
-        return VolumeImages(volume, data, window, series.photometric_interpretation == "MONOCHROME1")
-    if layout.get("kind") != "stack":
-        raise NotReady()
-    if headers is None:
-        headers, frames = _stack_headers(series, layout["frames"])
-    return StackImages(headers, frames)
-
-
-class LazyHeaders:
-    """Headers of stored files, read the first time each is needed (a stack of thousands of
-    images must not read thousands of headers to render one)."""
-
-    def __init__(self, paths: list[Path]):
-        self.paths = paths
-        self._read: dict[int, Header] = {}
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> Header:
-        header = self._read.get(index)
-        if header is None:
-            header = read_header(self.paths[index])
-            if not isinstance(header, Header):
-                raise NotReady()
-            self._read[index] = header
-        return header
-
-
-def _stack_headers(series: Series, frames_json: list) -> tuple[LazyHeaders, list[FrameRef]]:
-    pks = list(dict.fromkeys(pk for pk, _ in frames_json))
-    files = dict(Instance.objects.filter(series=series, pk__in=pks).values_list("pk", "file"))
-    index_of = {pk: number for number, pk in enumerate(pks)}
-    headers = LazyHeaders([storage.absolute(files[pk]) for pk in pks])
-    return headers, [FrameRef(index_of[pk], frame) for pk, frame in frames_json]
-
-
-def display(images, plane: str, index: int, window: Window | None = None) -> np.ndarray:
-    if isinstance(images, VolumeImages):
-        return images.display(plane, index, window)
-    return images.display(index, window)
-
-
-def image_file(series: Series, plane: str, index: int, window: Window | None = None) -> Path:
-    """Path of a PNG, rendering it now if no worker has yet. Raises NotReady, KeyError, IndexError."""
-    info = series.planes.get(plane)
-    if info is None:
-        raise KeyError(plane)
-    if not 0 <= index < info["count"]:
-        raise IndexError(index)
-    key = (window.center, window.width) if window else None
-    path = storage.image_path(series.pk, series.render_version, plane, index, key)
-    if path.exists():
-        return path
-    images = series_images(series)
-    png = encode_png(display(images, plane, index, window))
-    storage.write_atomic(path, png)
-    return path
+UPLOAD_THREADS = 4  # concurrent writes to a remote storage while the next images are encoded
 
 
 # --- the queue ----------------------------------------------------------------------------
@@ -143,37 +51,61 @@ def plan_chunks(planes: dict) -> list[tuple[str, int, int]]:
     return chunks
 
 
-def queue_series(series_id: int, version: int, images_total: int) -> None:
-    from studies.tasks import series_render_chunk
-
-    series = Series.objects.filter(pk=series_id, render_version=version).first()
+def queue_series(series_id: int, version: int) -> None:
+    series = Series.objects.filter(pk=series_id, render_version=version).only("planes").first()
     if series is None:
         return
     for plane, start, stop in plan_chunks(series.planes):
-        series_render_chunk.delay(series_id, version, plane, start, stop)
+        enqueue(Task.SERIES_RENDER_CHUNK, series_id, version, plane, start, stop)
 
 
 def render_chunk(series_id: int, version: int, plane: str, start: int, stop: int) -> None:
-    series = Series.objects.filter(pk=series_id).first()
-    if series is None or series.render_version != version:
+    """Render and store images ``start``..``stop`` of a plane. A storage that cannot be reached
+    raises StorageUnavailable (the task tries again later); other errors fail the series."""
+    if not Series.objects.filter(pk=series_id, render_version=version).exists():
         return  # deleted, or superseded by a newer version
+    if RenderedChunk.objects.filter(series_id=series_id, version=version, plane=plane, start=start).exists():
+        return  # a second delivery of a chunk that was stored and counted
     try:
-        images = series_images(series)
-        for index in range(start, stop):
-            path = storage.image_path(series_id, version, plane, index)
-            storage.write_atomic(path, encode_png(display(images, plane, index)))
+        _render_and_store(series_id, version, plane, start, stop)
+    except storage.StorageUnavailable:
+        raise
     except Exception as exc:
         log.exception("rendering series %s %s %s-%s failed", series_id, plane, start, stop)
-        Series.objects.filter(pk=series_id, render_version=version).update(
-            render_status=Series.Render.FAILED, render_error=f"rendering failed: {str(exc)[:200]}"
-        )
-        finish_uploads_if_rendered(series_id=series_id)
+        render_failed(series_id, version, f"rendering failed: {str(exc)[:200]}")
         return
-    updated = Series.objects.filter(pk=series_id, render_version=version).update(
-        images_done=F("images_done") + (stop - start)
-    )
+    with transaction.atomic():  # counted once, however many times the chunk was delivered
+        _chunk, first_time = RenderedChunk.objects.get_or_create(
+            series_id=series_id, version=version, plane=plane, start=start
+        )
+        updated = first_time and Series.objects.filter(pk=series_id, render_version=version).update(
+            images_done=F("images_done") + (stop - start)
+        )
     if updated:
         _finish_series_if_done(series_id, version)
+
+
+def render_failed(series_id: int, version: int, reason: str) -> None:
+    Series.objects.filter(pk=series_id, render_version=version).update(
+        render_status=Series.Render.FAILED, render_error=reason
+    )
+    finish_uploads_if_rendered(series_id=series_id)
+
+
+def _render_and_store(series_id: int, version: int, plane: str, start: int, stop: int) -> None:
+    source = image_source.source(series_id, version)
+    names = [storage.image_name(series_id, version, plane, index) for index in range(start, stop)]
+    if storage.is_local():
+        for index, name in zip(range(start, stop), names, strict=True):
+            storage.save_bytes(name, encode_png(source.display(plane, index)))
+        return
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        pending = [
+            pool.submit(storage.save_bytes, name, encode_png(source.display(plane, index)))
+            for index, name in zip(range(start, stop), names, strict=True)
+        ]
+        for future in pending:
+            future.result()
 
 
 def _finish_series_if_done(series_id: int, version: int) -> None:
@@ -184,7 +116,12 @@ def _finish_series_if_done(series_id: int, version: int) -> None:
         images_done__gte=F("images_total"),
     ).update(render_status=Series.Render.DONE)
     if finished:
+        RenderedChunk.objects.filter(series_id=series_id, version__lte=version).delete()
+        storage.save_bytes(storage.complete_name(series_id, version), b"")
         storage.remove_old_versions(series_id, version)
+        # this worker's copies of the series' files are not needed any more
+        scratch.forget(f"derived/{series_id}")
+        scratch.forget(f"originals/{series_id}")
         finish_uploads_if_rendered(series_id=series_id)
 
 
@@ -220,7 +157,7 @@ def finish_uploads_if_rendered(*, upload_ids: list[int] | None = None, series_id
         )
         if changed:
             if status == Upload.Status.DONE:
-                storage.remove_tree(storage.upload_dir(upload.pk))
+                storage.delete_prefix(storage.upload_prefix(upload.pk))
             audit_ingest_end(upload, status, error)
 
 

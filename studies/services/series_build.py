@@ -16,6 +16,7 @@ detected by that version and retried.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from studies import storage
+from studies import scratch, storage
 from studies.imaging.headers import Header, read_header
 from studies.imaging.planes import plan_planes
 from studies.imaging.render import Window, auto_window, encode_png, thumbnail
@@ -39,9 +40,10 @@ from studies.imaging.series import (
 )
 from studies.imaging.volume import Layout, layout_series, volume_to_dict
 from studies.models import Instance, Patient, Series, Study, Upload
-from studies.services import rendering
+from studies.services import image_source, rendering
 
 MAX_RETRIES = 5
+log = logging.getLogger(__name__)
 
 
 class SeriesBusy(Exception):
@@ -121,12 +123,17 @@ def _find_series(owner, header: Header) -> Series | None:
 
 
 def stored_headers(series: Series) -> list[Header]:
-    """Headers of the series' stored originals."""
+    """Headers of the series' stored originals (fetched to this host when stored elsewhere)."""
     headers = []
     for instance in series.instances.all():
-        header = read_header(storage.absolute(instance.file), instance.sop_instance_uid)
+        try:
+            path = storage.local_copy(instance.file)
+        except FileNotFoundError:
+            continue
+        header = read_header(path, instance.sop_instance_uid)
         if isinstance(header, Header):
             header.instance_pk = instance.pk
+            header.stored_name = instance.file
             headers.append(header)
     return headers
 
@@ -172,11 +179,14 @@ def _series_row(owner, header: Header) -> Series:
 
 
 def _store_instances(upload: Upload, series: Series, fresh: list[Header]) -> None:
-    """Rows for the new files; each header's ``path`` becomes where its original is to be kept."""
+    """Rows for the new files. Each header's ``stored_name`` is its original's name in the storage,
+    and its ``path`` where this ingest puts the file for reading: that file itself in a local
+    storage folder, else the ingest's work folder (it is copied to the storage from there)."""
     rows = []
     for header in fresh:
-        relpath = storage.original_relpath(series.pk, header.sop_instance_uid)
-        header.path = storage.absolute(relpath)
+        relpath = storage.original_name(series.pk, header.sop_instance_uid)
+        header.stored_name = relpath
+        header.path = storage.local_path(relpath) or scratch.work_dir(upload.pk) / relpath
         frame = header.frames[0] if header.frames else None
         rows.append(
             Instance(
@@ -324,20 +334,21 @@ def write_first_image(plan: SeriesPlan, fetch=None) -> None:
 
 def _write_image(plan: SeriesPlan, plane: str, index: int, image: np.ndarray) -> None:
     series_id = plan.series.pk
-    storage.write_atomic(storage.image_path(series_id, plan.version, plane, index), encode_png(image))
-    storage.write_atomic(storage.thumbnail_path(series_id, plan.version), encode_png(thumbnail(image)))
+    storage.save_bytes(storage.image_name(series_id, plan.version, plane, index), encode_png(image))
+    storage.save_bytes(storage.thumbnail_name(series_id, plan.version), encode_png(thumbnail(image)))
 
 
 # --- step 3: decode, store the volume, queue rendering --------------------------------------
 
 
 def decode_and_queue(plan: SeriesPlan, skips: list[dict], upload: Upload | None = None) -> None:
-    """Decode the series once; on success queue its rendering. Files that fail to decode are
-    dropped (if this ingest brought them) and the series is built again without them."""
+    """Decode the series once; on success store what renders its images (the volume and
+    source.json) and queue their rendering. Files that fail to decode are dropped (if this
+    ingest brought them) and the series is built again without them."""
     layout, headers = plan.layout, plan.headers
     series_id, version = plan.series.pk, plan.version
-    path = storage.volume_path(series_id, version)
-    tmp = path.with_suffix(".tmp.npy")
+    volume_file = _volume_file(series_id, version)
+    tmp = volume_file.with_suffix(".tmp.npy")
     data, failures = _decode(headers, layout, tmp)
     if failures:
         tmp.unlink(missing_ok=True)
@@ -347,23 +358,53 @@ def decode_and_queue(plan: SeriesPlan, skips: list[dict], upload: Upload | None 
         if plan.window is None:
             _set_window(plan, auto_window(data))
         data.flush()
-        os.replace(tmp, path)
+        del data
+        os.replace(tmp, volume_file)
+        if not storage.is_local():
+            storage.save_file(storage.volume_name(series_id, version), volume_file)
+            scratch.note_added(volume_file)
+    series = Series.objects.get(pk=series_id)
+    if series.render_version != version:
+        return  # rebuilt by someone else meanwhile
+    _save_manifest(plan, series, layout, headers)
     if not plan.first_image_done:
-        series = Series.objects.get(pk=series_id)
-        if series.render_version != version:
-            return
-        images = rendering.series_images(series, headers=headers, frames=layout.stack or None)
+        source = image_source.source(series_id, version, headers=headers, frames=layout.stack or None)
         plane = "axial" if layout.volume else "stack"
         index = series.planes[plane]["count"] // 2 if layout.volume else 0
-        _write_image(plan, plane, index, rendering.display(images, plane, index))
-    total = sum(p["count"] for p in Series.objects.get(pk=series_id).planes.values())
-    transaction.on_commit(lambda: rendering.queue_series(series_id, version, total))
+        _write_image(plan, plane, index, source.display(plane, index))
+    transaction.on_commit(lambda: rendering.queue_series(series_id, version))
+
+
+def _volume_file(series_id: int, version: int) -> Path:
+    """Where the decoded volume is written: in place in a local storage folder, else into this
+    host's scratch cache (and from there to the storage), where this worker's chunks find it."""
+    name = storage.volume_name(series_id, version)
+    path = storage.local_path(name) or scratch.cache_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _save_manifest(plan: SeriesPlan, series: Series, layout: Layout, headers: list[Header]) -> None:
+    """source.json: what the workers and the web need to render any image of this version."""
+    frames = None
+    if layout.volume is None:
+        frames = [[headers[ref.instance].stored_name, ref.frame] for ref in layout.stack]
+    storage.save_json(
+        storage.manifest_name(series.pk, plan.version),
+        image_source.manifest(
+            kind="volume" if layout.volume is not None else "stack",
+            planes=series.planes,
+            window=plan.window,
+            invert=is_inverted(headers[layout.frames[0].instance]),
+            volume=(series.layout or {}).get("volume"),
+            frames=frames,
+        ),
+    )
 
 
 def _decode(headers: list[Header], layout: Layout, volume_file: Path):
     """Decode every file once: a volume straight into its (memory-mapped) .npy file."""
     if layout.volume:
-        volume_file.parent.mkdir(parents=True, exist_ok=True)
         dtype = volume_dtype([headers[ref.instance] for ref in layout.volume.frames])
         out = np.lib.format.open_memmap(volume_file, mode="w+", dtype=dtype, shape=layout.volume.shape)
         return decode_volume(headers, layout.volume, threads=settings.INGEST_THREADS, out=out)
@@ -388,6 +429,8 @@ def drop_failures(plan: SeriesPlan, failures: dict[int, str], skips: list[dict],
         if id(header) in fresh_ids:
             dropped.append(header)
             Path(header.path).unlink(missing_ok=True)
+    if not storage.is_local():
+        storage.delete_many([h.stored_name for h in dropped])
     Instance.objects.filter(pk__in=[h.instance_pk for h in dropped]).delete()
     if upload is not None and dropped:
         Upload.objects.filter(pk=upload.pk).update(files_dicom=F("files_dicom") - len(dropped))
@@ -423,20 +466,27 @@ def undo_upload(upload: Upload) -> None:
     """Remove what an interrupted attempt of this upload stored, so that running it again
     stores each instance exactly once. Series that keep other uploads' instances are rebuilt."""
     touched = set(Instance.objects.filter(upload=upload).values_list("series_id", flat=True))
-    for instance in Instance.objects.filter(upload=upload):
-        storage.absolute(instance.file).unlink(missing_ok=True)
+    files = list(Instance.objects.filter(upload=upload).values_list("file", flat=True))
     Instance.objects.filter(upload=upload).delete()
     Upload.objects.filter(pk=upload.pk).update(files_dicom=0)
+    try:
+        storage.delete_many(files)
+    except storage.StorageUnavailable as exc:  # the rows are gone; cleanup_uploads removes the files later
+        log.warning("upload %s: %d stored files left for cleanup (%s)", upload.pk, len(files), exc)
     for series in Series.objects.filter(pk__in=touched).select_related("study__patient"):
-        if series.instances.exists():
-            series_rebuild(series.pk)
-        else:
-            _delete_empty(series)
+        try:
+            if series.instances.exists():
+                series_rebuild(series.pk)
+            else:
+                _delete_empty(series)
+        except storage.StorageUnavailable as exc:
+            Series.objects.filter(pk=series.pk).update(
+                render_status=Series.Render.FAILED, render_error=f"the file storage could not be used ({exc})"
+            )
 
 
 def _delete_empty(series: Series) -> None:
-    study = series.study
-    storage.remove_tree(storage.series_derived_root(series.pk))
+    study, series_id = series.study, series.pk
     series.delete()
     if not study.series.exists():
         patient = study.patient
@@ -445,6 +495,10 @@ def _delete_empty(series: Series) -> None:
             patient.delete()
     else:
         update_study(study)
+    try:
+        storage.remove_series_files(series_id)
+    except storage.StorageUnavailable as exc:  # no row refers to them: cleanup_uploads removes them later
+        log.warning("series %s: files left for cleanup (%s)", series_id, exc)
 
 
 def series_rebuild(series_id: int) -> None:

@@ -1,9 +1,10 @@
-"""Receiving an upload: keep the file (already streamed to disk by Django) and queue the ingest."""
+"""Receiving an upload: keep the file (streamed to scratch by Django) in the storage and queue the ingest."""
 
 from __future__ import annotations
 
 import os
 import zipfile
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -12,6 +13,7 @@ from django.db import transaction
 
 from studies import storage
 from studies.models import Upload
+from studies.services.queue import Task, enqueue
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 
@@ -55,15 +57,12 @@ def upload_create(*, owner, uploaded: UploadedFile) -> Upload:
     name = os.path.basename(uploaded.name or "upload.zip")[:255]
     with transaction.atomic():
         upload = Upload.objects.create(owner=owner, original_name=name, size_bytes=uploaded.size)
-        target = storage.upload_dir(upload.pk) / "upload.zip"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if hasattr(uploaded, "temporary_file_path"):
-            os.replace(uploaded.temporary_file_path(), target)
+        upload.file = storage.upload_name(upload.pk)
+        if hasattr(uploaded, "temporary_file_path"):  # moved into a local storage folder, else copied
+            storage.save_file(upload.file, Path(uploaded.temporary_file_path()), move=True)
         else:
-            with open(target, "wb") as out:
-                for chunk in uploaded.chunks():
-                    out.write(chunk)
-        upload.file = str(target.relative_to(storage.media_root()))
+            uploaded.seek(0)
+            storage.save_bytes(upload.file, uploaded.read())
         upload.save(update_fields=["file"])
         transaction.on_commit(lambda: queue_ingest(upload.pk))
     return upload
@@ -77,9 +76,7 @@ def upload_from_path(*, owner, path, name: str | None = None) -> Upload:
 
 
 def queue_ingest(upload_id: int) -> None:
-    from studies.tasks import upload_ingest_task
-
-    upload_ingest_task.delay(upload_id)
+    enqueue(Task.UPLOAD_INGEST, upload_id)
 
 
 class UploadBusy(Exception):
@@ -89,12 +86,10 @@ class UploadBusy(Exception):
 def upload_rerun(upload: Upload) -> None:
     """Run an upload again: its whole ingest if the ZIP is still kept (a failed upload), else
     a rebuild of every series it stored, from the stored originals."""
-    from studies.tasks import series_rebuild_task
-
     if upload.status in (Upload.Status.QUEUED, Upload.Status.PROCESSING):
         raise UploadBusy("This upload is still being processed.")
     series_ids = list(upload.series.values_list("pk", flat=True))
-    if upload.file and storage.absolute(upload.file).is_file():
+    if upload.file and storage.exists(upload.file):
         from studies.services.series_build import undo_upload
 
         undo_upload(upload)  # whatever a failed attempt stored goes; the new run stores it again
@@ -118,4 +113,4 @@ def upload_rerun(upload: Upload) -> None:
         status=Upload.Status.PROCESSING, stage="rendering", progress=50, error="", finished_at=None
     )
     for series_id in series_ids:
-        transaction.on_commit(lambda series_id=series_id: series_rebuild_task.delay(series_id))
+        transaction.on_commit(lambda series_id=series_id: enqueue(Task.SERIES_REBUILD, series_id))

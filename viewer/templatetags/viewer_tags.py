@@ -5,9 +5,16 @@ from __future__ import annotations
 from django import template
 from django.utils.html import format_html
 
+from studies.services import image_access
 from viewer.presenters import person_name as _person_name
 
 register = template.Library()
+
+
+@register.simple_tag
+def thumbnail_url(series_id: int, version: int) -> str:
+    """The signed URL of a series' thumbnail (the page's own audit event names the series shown)."""
+    return image_access.thumbnail_url(series_id, version)
 
 
 @register.filter

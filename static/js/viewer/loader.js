@@ -4,16 +4,31 @@
 // Images on screen come first (priority 0); neighbours are prefetched by distance. Each
 // viewport owns its prefetch list and replaces it whenever it moves, so stale prefetches never
 // hold the connection. Images are kept as object URLs of their PNG bytes, already decoded.
+//
+// Images are known by a key (plane, index, window); `urlFor(key)` gives the URL to fetch now.
+// Image URLs are signed and expire: `beforeLoad()` renews them when they are about to, and a 403
+// (an URL that expired anyway) renews them (`renew()`) and tries once more.
 
 const MAX_RETRY_SECONDS = 180;
 
 export class ImageLoader {
-  constructor({ concurrency = 6, prefetchConcurrency = 4, maxEntries = 600, onAuthLost = () => {} } = {}) {
+  constructor({
+    urlFor = (key) => key,
+    renew = async () => {},
+    beforeLoad = async () => {},
+    concurrency = 6,
+    prefetchConcurrency = 4,
+    maxEntries = 600,
+    onAuthLost = () => {},
+  } = {}) {
+    this.urlFor = urlFor;
+    this.renew = renew;
+    this.beforeLoad = beforeLoad;
     this.concurrency = concurrency;
     this.prefetchConcurrency = prefetchConcurrency;
     this.maxEntries = maxEntries;
     this.onAuthLost = onAuthLost;
-    this.entries = new Map(); // url -> entry
+    this.entries = new Map(); // key -> entry
     this.queue = new Set(); // entries waiting for a connection
     this.active = 0;
     this.activePrefetch = 0;
@@ -122,10 +137,17 @@ export class ImageLoader {
     if (prefetch) this.activePrefetch += 1;
     let retryAfter = 0;
     try {
-      const response = await fetch(entry.url, { credentials: "same-origin" });
+      await this.beforeLoad().catch(() => {});
+      const url = this.urlFor(entry.url);
+      const response = await fetch(url, { credentials: "same-origin" });
+      const toLogin = response.redirected && new URL(response.url).pathname.startsWith("/accounts/login");
       if (response.status === 503) {
         retryAfter = Math.max(0.5, Number(response.headers.get("Retry-After")) || 1);
-      } else if (response.status === 401 || response.status === 403 || response.redirected) {
+      } else if (response.status === 403 && !entry.renewed) {
+        entry.renewed = true; // the signed URL expired: renew the URLs and try once more
+        await this.renew();
+        retryAfter = 0.01;
+      } else if (response.status === 401 || response.status === 403 || toLogin) {
         this.onAuthLost();
         throw new Error("Your session has ended. Sign in again.");
       } else if (!response.ok) {
@@ -150,7 +172,7 @@ export class ImageLoader {
         entry.lastUsed = performance.now();
         this.stats.loaded += 1;
         this.stats.bytes += blob.size;
-        entry.resolve({ objectUrl, width: entry.width, height: entry.height });
+        entry.resolve({ objectUrl, width: entry.width, height: entry.height, url });
         this._evict();
       }
     } catch (error) {

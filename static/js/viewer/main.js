@@ -41,7 +41,14 @@ class Viewer {
     this.active = null;
     this.crosshair = this.isVolume ? volumeCentre(this.planes.axial) : null;
     this.cinePlaying = false;
-    this.loader = new ImageLoader({ onAuthLost: () => this.setPill("Your session has ended: reload and sign in.", true) });
+    this.images = config.images; // signed URL templates of the planes, renewed before they expire
+    this.imagesAt = performance.now();
+    this.loader = new ImageLoader({
+      urlFor: (key) => this.keyToUrl(key),
+      renew: () => this.renewImageUrls(true),
+      beforeLoad: () => this.renewImageUrls(false),
+      onAuthLost: () => this.setPill("Your session has ended: reload and sign in.", true),
+    });
     this.container = document.getElementById("viewports");
     this.panel = null;
     this.header = new HeaderPanel(this, {
@@ -62,10 +69,43 @@ class Viewer {
   }
 
   // ---- images ----------------------------------------------------------------------------
-  imageUrl(plane, index, window = this.currentWindow()) {
-    let url = `${this.urls.api}planes/${plane}/${index}.png?v=${this.version}`;
-    if (window && !this.windowIsDefault) url += `&wc=${window.center}&ww=${window.width}`;
-    return url;
+  /** What identifies an image in the loader's cache: plane, index and window (not the URL,
+   *  which is signed anew every few minutes). */
+  imageKey(plane, index, window = this.currentWindow()) {
+    let key = `${plane}/${index}`;
+    if (window && !this.windowIsDefault) key += `?wc=${window.center}&ww=${window.width}`;
+    return key;
+  }
+
+  keyToUrl(key) {
+    const [path, query] = key.split("?");
+    const [plane, index] = path.split("/");
+    const url = this.images.planes[plane].replace("{index}", index);
+    return query ? `${url}?${query}` : url;
+  }
+
+  /** Seconds the current image URLs stay valid (by the server's clock, counted here). */
+  imageUrlsLeft() {
+    const elapsed = (performance.now() - this.imagesAt) / 1000;
+    return this.images.expires - this.images.issued - elapsed;
+  }
+
+  /** New signed URLs from the server when these are about to expire (or `force`). */
+  renewImageUrls(force) {
+    if (!force && this.imageUrlsLeft() > 30) return Promise.resolve();
+    if (!this.renewing) {
+      this.renewing = getJSON(this.urls.status)
+        .then((status) => {
+          if (status.images) {
+            this.images = status.images;
+            this.imagesAt = performance.now();
+          }
+        })
+        .finally(() => {
+          this.renewing = null;
+        });
+    }
+    return this.renewing;
   }
 
   currentWindow() {
@@ -302,9 +342,9 @@ class Viewer {
         const fps = Math.min(60, Math.max(1, Number(fpsInput.value) || 12));
         const started = performance.now();
         const next = (viewport.index + 1) % viewport.count;
-        const url = this.imageUrl(viewport.plane, next);
+        const key = this.imageKey(viewport.plane, next);
         // wait for the next image rather than skipping it
-        for (let waited = 0; !this.loader.ready(url) && waited < 5000 && this.cinePlaying; waited += 20) await sleep(20);
+        for (let waited = 0; !this.loader.ready(key) && waited < 5000 && this.cinePlaying; waited += 20) await sleep(20);
         if (!this.cinePlaying) break;
         viewport.setIndex(next, "cine");
         await sleep(Math.max(0, 1000 / fps - (performance.now() - started)));
@@ -482,10 +522,10 @@ class Viewer {
 
   _updateCacheBars() {
     for (const viewport of this.viewports) {
-      const urls = [];
+      const keys = [];
       const stride = Math.max(1, Math.floor(viewport.count / 120));
-      for (let i = 0; i < viewport.count; i += stride) urls.push(this.imageUrl(viewport.plane, i));
-      viewport.updateCacheBar(this.loader.readyShare(urls));
+      for (let i = 0; i < viewport.count; i += stride) keys.push(this.imageKey(viewport.plane, i));
+      viewport.updateCacheBar(this.loader.readyShare(keys));
     }
   }
 
@@ -507,6 +547,10 @@ class Viewer {
         status = await getJSON(this.urls.status);
       } catch {
         break;
+      }
+      if (status.images) {
+        this.images = status.images;
+        this.imagesAt = performance.now();
       }
       if (status.render_version !== this.version) {
         this.setPill("This series was updated: reload to see the new images", true);

@@ -143,7 +143,7 @@ export class Viewport {
 
   /** Ask for the image at the current index and window; neighbours are prefetched. */
   request() {
-    const url = this.viewer.imageUrl(this.plane, this.index);
+    const url = this.viewer.imageKey(this.plane, this.index);
     this.wanted = url;
     const seq = ++this.seq;
     const meta = { url, index: this.index, window: this.viewer.currentWindow(), seq, asked: performance.now() };
@@ -176,11 +176,11 @@ export class Viewport {
       if (d <= ahead) {
         let forward = this.index + d * this.direction;
         if (cine) forward = ((forward % this.count) + this.count) % this.count;
-        if (forward >= 0 && forward < this.count) wanted.push([this.viewer.imageUrl(this.plane, forward, window), d]);
+        if (forward >= 0 && forward < this.count) wanted.push([this.viewer.imageKey(this.plane, forward, window), d]);
       }
       const backward = this.index - d * this.direction;
       if (d <= behind && backward >= 0 && backward < this.count) {
-        wanted.push([this.viewer.imageUrl(this.plane, backward, window), d * 3]);
+        wanted.push([this.viewer.imageKey(this.plane, backward, window), d * 3]);
       }
     }
     this.viewer.loader.prefetch(this.id, wanted);
@@ -204,7 +204,8 @@ export class Viewport {
     const previous = this.displayed?.objectUrl;
     this.img.src = result.objectUrl;
     this.img.dataset.index = String(meta.index);
-    this.img.dataset.src = meta.url;
+    this.img.dataset.key = meta.url;
+    this.img.dataset.src = result.url;
     this.viewer.loader.pin(result.objectUrl, previous);
     this.displayed = { ...meta, objectUrl: result.objectUrl };
     if (result.width !== this.size.w || result.height !== this.size.h) {

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.models import AuditEvent
 from audit.services import record
-from studies import storage
+from studies import scratch
 from studies.demo import write_demo_ct
 from studies.management.commands.import_dicom import add_wait_arguments, find_user, report_and_wait
 from studies.services.imports import upload_staged, zip_folder
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         user = find_user(options["user"])
         if not 1 <= options["slices"] <= 1000:
             raise CommandError("--slices must be between 1 and 1000.")
-        with tempfile.TemporaryDirectory(dir=storage.tmp_dir(), prefix="demo-") as folder:
+        with tempfile.TemporaryDirectory(dir=scratch.tmp_dir(), prefix="demo-") as folder:
             write_demo_ct(Path(folder), slices=options["slices"], slice_mm=options["slice_mm"])
             upload = upload_staged(owner=user, path=zip_folder(Path(folder)), name="demo-ct.zip")
         self.stdout.write(f"generated a {options['slices']}-slice demo CT")

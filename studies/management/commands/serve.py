@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 def web_command(host: str, port: str) -> list[str]:
@@ -51,6 +51,17 @@ def worker_command() -> list[str]:
     ]
 
 
+def check_storage() -> None:
+    """Refuse to start on a storage that cannot be used (no bucket, wrong credentials, endpoint
+    down): better a clear error now than a failed upload later."""
+    from studies import storage
+
+    try:
+        storage.check()
+    except storage.StorageUnavailable as exc:
+        raise CommandError(f"The file storage cannot be used: {exc}.") from None
+
+
 class Command(BaseCommand):
     help = "Run the web server (gunicorn), the Celery worker, or both until interrupted."
 
@@ -60,6 +71,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
 
     def handle(self, *args, role, host, port, **options):
+        check_storage()
         commands = {}
         if role in ("all", "web"):
             commands["web"] = web_command(host, port)
