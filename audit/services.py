@@ -98,14 +98,6 @@ def record(
     )
 
 
-def images_view_recorded_recently(user_id: int, series_id: int) -> bool:
-    """Whether this process recorded the user's image access to the series within the window
-    (then ``record_images_view`` would write nothing): lets the image fast path skip loading the
-    user and the series for it."""
-    last = _recent_image_views.get((user_id, series_id))
-    return last is not None and time.monotonic() - last < settings.AUDIT_IMAGE_WINDOW
-
-
 def record_images_view(request, series) -> None:
     """One event per user and series per AUDIT_IMAGE_WINDOW seconds, however many images load."""
     user = request.user

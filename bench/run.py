@@ -10,7 +10,10 @@ It starts `manage.py serve all` on a free port with scratch media, then measures
 - ct500 / ct1000: upload over HTTP -> first (middle axial) image fetchable -> every plane image
   and the thumbnail rendered; stage timeline; peak worker memory; on-demand renders requested
   while the series is still rendering
-- serving: precomputed PNGs through the permission-checked view, 16 concurrent clients
+- serving: the signed image URLs the viewer gets, 16 concurrent clients, next to the floor (a trivial
+  WSGI app under gunicorn with the same settings that returns the same files); again through
+  deploy/nginx.conf (X-Accel-Redirect) when nginx is installed
+- s3: the 500-slice ingest with storage in a bucket (moto's S3 server), and the image redirects
 - study_list: /api/studies/ with 10,000 studies, and its query count per page size
 - small: 3000 instances of 64x64 in one ZIP, instances per second
 """
@@ -38,6 +41,7 @@ OUT = BENCH / "out"
 sys.path.insert(0, str(REPO))
 
 from bench import data, floor  # noqa: E402
+from bench import nginx as bench_nginx  # noqa: E402
 
 PASSWORD = "bench-password-123"
 
@@ -101,11 +105,11 @@ def prepare_environment(scratch: Path) -> dict:
 class App:
     """`manage.py serve all` in a subprocess, plus a sampler of its worker processes' memory."""
 
-    def __init__(self, env: dict, scratch: Path):
+    def __init__(self, env: dict, scratch: Path, name: str = "app"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
-        self.log = open(scratch / "app.log", "wb")
+        self.log = open(scratch / f"{name}.log", "wb")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "all", "--port", str(self.port)],
             cwd=REPO,
@@ -270,31 +274,106 @@ def ingest_run(app: App, session: requests.Session, zip_path: Path, probe_on_dem
     }
 
 
-def serving_run(app: App, session: requests.Session, series_id: int, clients: int = 16, seconds: float = 10) -> dict:
-    """16 clients fetching random precomputed PNGs. With wrk installed (apt-get install wrk) the
-    load comes from wrk, in C; else from Python threads, which take much of the CPU themselves."""
-    info = session.get(f"{app.url}/api/series/{series_id}/").json()
-    paths = [
-        f"/api/series/{series_id}/planes/{plane}/{index}.png?v={info['render_version']}"
-        for plane, p in info["planes"].items()
-        for index in range(p["count"])
-    ]
-    token = session.headers["Authorization"]
+class Web:
+    """A gunicorn of the app (``serve web``) or of the floor (bench/floor_server.py), with the app's
+    worker settings, on a free port."""
+
+    def __init__(self, env: dict, scratch: Path, name: str, floor_app: bool = False):
+        from studies.management.commands.serve import web_command
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = "bench.floor_server:application" if floor_app else "dicomviewer.wsgi"
+        self.log = open(scratch / f"{name}.log", "wb")
+        self.process = subprocess.Popen(
+            web_command("127.0.0.1", str(self.port), app),
+            cwd=REPO,
+            env={"WEB_WORKERS": "2", "WEB_THREADS": "4", **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.url + "/healthz", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise SystemExit(f"{name} did not start; see {scratch / f'{name}.log'}")
+
+    def stop(self):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=30)
+        self.log.close()
+
+
+def image_paths(session: requests.Session, url: str, series_id: int) -> list[str]:
+    """The signed URLs of every image of a series, as the viewer gets them (series JSON)."""
+    info = session.get(f"{url}/api/series/{series_id}/").json()
+    return [p["url"].replace("{index}", str(i)) for p in info["planes"].values() for i in range(p["count"])]
+
+
+def compare(app_url: str, floor_url: str, paths: list[str], rounds: int = 2, seconds: float = 8) -> dict:
+    """The app and the floor in turns (the best round of each): req/s, p50/p99 and their ratios."""
+    app_runs, floor_runs = [], []
+    for _ in range(rounds):
+        app_runs.append(load(app_url, paths, seconds=seconds))
+        floor_runs.append(load(floor_url, paths, seconds=seconds))
+    app = max(app_runs, key=lambda r: r["requests_per_s"])
+    floor = max(floor_runs, key=lambda r: r["requests_per_s"])
+    return {
+        "app": app,
+        "floor": floor,
+        "rps_ratio": round(app["requests_per_s"] / floor["requests_per_s"], 2),
+        "p99_ratio": round(app["p99_ms"] / floor["p99_ms"], 2) if floor.get("p99_ms") else None,
+        "targets": "rps_ratio >= 0.8, p99_ratio <= 1.5",
+    }
+
+
+def serving_run(app: App, session: requests.Session, series_id: int, env: dict, scratch: Path) -> dict:
+    """16 clients fetching random images of a 500-image series through the URLs the viewer is given,
+    against the floor with the same files; and the same through deploy/nginx.conf when nginx is here."""
+    paths = image_paths(session, app.url, series_id)
+    media = Path(env["MEDIA_ROOT"])
+    floor_env = {**env, "FLOOR_MEDIA_ROOT": str(media)}
+    results = {"images": len(paths)}
+    floor_web = Web(floor_env, scratch, "floor-web", floor_app=True)
+    try:
+        results["direct"] = compare(app.url, floor_web.url, paths)
+    finally:
+        floor_web.stop()
+    if bench_nginx.available():
+        app_web = Web({**env, "MEDIA_ACCEL_REDIRECT": "/protected-media/"}, scratch, "app-web-accel")
+        floor_web = Web({**floor_env, "FLOOR_ACCEL": "/protected-media/"}, scratch, "floor-web-accel", floor_app=True)
+        ports = [free_port(), free_port()]
+        proxy = bench_nginx.Nginx(scratch, [(ports[0], app_web.port), (ports[1], floor_web.port)], media)
+        try:
+            results["nginx"] = compare(f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", paths)
+        finally:
+            proxy.stop()
+            app_web.stop()
+            floor_web.stop()
+    return results
+
+
+def load(base_url: str, paths: list[str], clients: int = 16, seconds: float = 10) -> dict:
+    """``clients`` concurrent clients GETting random ``paths``. With wrk installed (apt-get install
+    wrk) the load comes from wrk, in C; else from Python threads, which take much of the CPU themselves."""
     if shutil.which("wrk"):
-        return wrk_run(app, paths, token, clients, seconds)
-    urls = [app.url + path for path in paths]
+        return wrk_run(base_url, paths, clients, seconds)
+    urls = [base_url + path for path in paths]
     latencies, errors = [], []
     deadline = time.monotonic() + seconds
 
     def client(seed):
         rng = random.Random(seed)
         local = requests.Session()
-        local.headers["Authorization"] = token
         while time.monotonic() < deadline:
             started = time.perf_counter()
-            reply = local.get(rng.choice(urls))
+            reply = local.get(rng.choice(urls), allow_redirects=False)
             elapsed = time.perf_counter() - started
-            if reply.status_code == 200 and reply.content[:4] == b"\x89PNG":
+            if reply.status_code in (200, 302):
                 latencies.append(elapsed)
             else:
                 errors.append(reply.status_code)
@@ -311,11 +390,11 @@ def serving_run(app: App, session: requests.Session, series_id: int, clients: in
     }
 
 
-def wrk_run(app: App, paths: list[str], token: str, clients: int, seconds: float) -> dict:
+def wrk_run(base_url: str, paths: list[str], clients: int, seconds: float) -> dict:
     listing = OUT / "scratch" / "paths.txt"
     listing.write_text("\n".join(paths) + "\n")
-    env = {**os.environ, "WRK_PATHS": str(listing), "WRK_AUTH": token}
-    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{int(seconds)}s", "-s", str(BENCH / "serve.lua"), app.url]
+    env = {**os.environ, "WRK_PATHS": str(listing)}
+    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{int(seconds)}s", "-s", str(BENCH / "serve.lua"), base_url]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     summary = json.loads(next(line for line in output.splitlines() if line.startswith("JSON "))[5:])
     return {
@@ -325,6 +404,70 @@ def wrk_run(app: App, paths: list[str], token: str, clients: int, seconds: float
         **summary,
         "requests_per_s": round(summary["requests"] / seconds, 1),
     }
+
+
+class MotoS3:
+    """moto's S3 server on this machine (moto[server], from requirements-dev.txt) and one bucket."""
+
+    def __init__(self, scratch: Path):
+        import boto3
+
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.log = open(scratch / "moto.log", "wb")
+        port = self.url.rsplit(":", 1)[1]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.url, timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
+        boto3.client("s3", endpoint_url=self.url, **keys).create_bucket(Bucket="bench")
+        self.env = {
+            "AWS_STORAGE_BUCKET_NAME": "bench",
+            "AWS_S3_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_S3_REGION_NAME": "us-east-1",
+        }
+
+    def stop(self):
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.log.close()
+
+
+def s3_run(env: dict, scratch: Path, ct500: Path, floor_s: float) -> dict:
+    """The 500-slice ingest with storage in a bucket (moto's S3 server, a Python process on this
+    machine: a slow S3, so this is an upper bound), and image URLs answered by redirects to it."""
+    bucket = MotoS3(scratch)
+    s3_env = {**env, **bucket.env, "SCRATCH_DIR": str(scratch / "s3-scratch"), "MEDIA_ROOT": str(scratch / "s3-none")}
+    app = App(s3_env, scratch, "app-s3")
+    try:
+        session = session_for(app, "bench-s3")
+        result = ingest_run(app, session, ct500, probe_on_demand=False)
+        result["floor_ratio"] = round(result["all_images_s"] / floor_s, 2)
+        paths = image_paths(session, app.url, result["series_id"])
+        result["redirects"] = load(app.url, paths, seconds=8)  # the app's part: 302 to a presigned URL
+        rng = random.Random(3)
+        times = []
+        with requests.Session() as browser:
+            for path in rng.sample(paths, 200):  # and a browser's: the redirect, then the object
+                started = time.perf_counter()
+                assert browser.get(app.url + path).content[:4] == b"\x89PNG"
+                times.append(time.perf_counter() - started)
+        result["image_with_redirect_one_client"] = percentiles(times)
+        return result
+    finally:
+        app.stop()
+        bucket.stop()
 
 
 def study_list_run(app: App, studies: int = 10_000) -> dict:
@@ -405,7 +548,7 @@ def main() -> None:
         results["ct500"]["floor_ratio"] = round(results["ct500"]["all_images_s"] / results["floor"]["total_s"], 2)
         int16_mb = 500 * 512 * 512 * 2 / 2**20
         results["ct500"]["memory_target_mb"] = round(2 * int16_mb + 200, 1)
-        results["serving"] = serving_run(app, session, results["ct500"]["series_id"])
+        results["serving"] = serving_run(app, session, results["ct500"]["series_id"], env, scratch)
         results["ct1000"] = ingest_run(app, session, ct1000, probe_on_demand=False)
         results["ct1000"]["time_ratio_to_500"] = round(
             results["ct1000"]["all_images_s"] / results["ct500"]["all_images_s"], 2
@@ -414,6 +557,7 @@ def main() -> None:
         results["study_list"] = study_list_run(app)
     finally:
         app.stop()
+    results["s3"] = s3_run(env, scratch, ct500, results["floor"]["total_s"])
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

@@ -1,10 +1,10 @@
--- wrk script for bench/run.py: GET random precomputed PNGs with a token; print a JSON summary.
+-- wrk script for bench/run.py: GET random image URLs (WRK_PATHS, one a line); print a JSON summary.
 local paths = {}
 
 init = function(args)
   for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
   math.randomseed(os.time() + #tostring({}))
-  wrk.headers["Authorization"] = os.getenv("WRK_AUTH")
+  if os.getenv("WRK_AUTH") then wrk.headers["Authorization"] = os.getenv("WRK_AUTH") end
 end
 
 request = function()

@@ -7,14 +7,29 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import render
 
+
+def image_origins() -> str:
+    """Where else than this site browsers fetch images from: with storage in a bucket that is not
+    behind this site's own address, its origin (the viewer fetches presigned object URLs)."""
+    from urllib.parse import urlsplit
+
+    if not settings.AWS_STORAGE_BUCKET_NAME:
+        return ""
+    endpoint = settings.IMAGE_URL_S3_ENDPOINT or settings.AWS_S3_ENDPOINT_URL
+    if endpoint:
+        parts = urlsplit(endpoint)
+        return f" {parts.scheme}://{parts.netloc}"
+    return " https://*.amazonaws.com"
+
+
 CSP = "; ".join(
     [
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self' 'unsafe-inline'",
-        "img-src 'self' data: blob:",
+        f"img-src 'self' data: blob:{image_origins()}",
         "font-src 'self' data:",
-        "connect-src 'self'",
+        f"connect-src 'self'{image_origins()}",
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",

@@ -436,3 +436,17 @@ def test_touch_drag_scrolls_and_pinch_zooms(browser, live_server, small_ct):
         assert page.errors == []
     finally:
         context.close()
+
+
+def test_a_viewer_left_open_past_its_image_urls_lifetime_keeps_working(page, live_server, small_ct, settings):
+    """Image URLs are signed for a few minutes; the viewer renews them (series status) and
+    nothing the user sees changes."""
+    settings.IMAGE_URL_TTL = 4  # every URL handed out is valid 2 to 4 seconds
+    sign_in(page, live_server, f"/series/{small_ct.pk}/")
+    first = wait_for_image(page, "true")
+    time.sleep(4.5)  # every URL the page was given has expired now
+    page.keyboard.press("3")  # lung window: images the browser has not loaded yet
+    lung = wait_for_image(page, "img.dataset.src.includes('wc=-600&ww=1500')")
+    expired, renewed = (int(image["src"].split("/")[5]) for image in (first, lung))
+    assert renewed > expired and lung["index"] == first["index"]
+    assert page.inner_text(".vp-message") == "" and page.errors == []

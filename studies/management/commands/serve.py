@@ -13,12 +13,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 
-def web_command(host: str, port: str) -> list[str]:
+def web_command(host: str, port: str, app: str = "dicomviewer.wsgi") -> list[str]:
     return [
         sys.executable,
         "-m",
         "gunicorn",
-        "dicomviewer.wsgi",
+        app,
         "--bind",
         f"{host}:{port}",
         "--workers",
