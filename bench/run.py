@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from bench import data, floor  # noqa: E402
 from bench import nginx as bench_nginx  # noqa: E402
+from bench.moto_s3 import MotoS3, free_port  # noqa: E402
 
 PASSWORD = "bench-password-123"
 
@@ -61,12 +61,6 @@ def percentiles(values: list[float]) -> dict:
         "p99_ms": pick(0.99),
         "max_ms": round(ordered[-1] * 1000, 1),
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare_environment(scratch: Path) -> dict:
@@ -102,6 +96,24 @@ def prepare_environment(scratch: Path) -> dict:
     return env
 
 
+def start(command: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def wait_for(ready, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not start; see its log in bench/out/scratch/")
+
+
 class App:
     """`manage.py serve all` in a subprocess, plus a sampler of its worker processes' memory."""
 
@@ -109,25 +121,9 @@ class App:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
-        self.log = open(scratch / f"{name}.log", "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "all", "--port", str(self.port)],
-            cwd=REPO,
-            env={"WEB_WORKERS": "2", "WORKER_CONCURRENCY": "2", **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=1).ok and self.worker_pids():
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        else:
-            raise SystemExit("the app did not start; see bench/out/scratch/app.log")
+        command = [sys.executable, "manage.py", "serve", "all", "--port", str(self.port)]
+        self.process = start(command, {"WEB_WORKERS": "2", "WORKER_CONCURRENCY": "2", **env}, scratch / f"{name}.log")
+        wait_for(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok and self.worker_pids(), name)
         time.sleep(1.0)  # the worker finishes connecting to its broker
         self.peak_rss = 0
         self._sampling = True
@@ -190,7 +186,6 @@ class App:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
 
 
 def session_for(app: App, username: str) -> requests.Session:
@@ -284,28 +279,13 @@ class Web:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = "bench.floor_server:application" if floor_app else "dicomviewer.wsgi"
-        self.log = open(scratch / f"{name}.log", "wb")
-        self.process = subprocess.Popen(
-            web_command("127.0.0.1", str(self.port), app),
-            cwd=REPO,
-            env={"WEB_WORKERS": "2", "WEB_THREADS": "4", **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                requests.get(self.url + "/healthz", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise SystemExit(f"{name} did not start; see {scratch / f'{name}.log'}")
+        command = web_command("127.0.0.1", str(self.port), app)
+        self.process = start(command, {"WEB_WORKERS": "2", "WEB_THREADS": "4", **env}, scratch / f"{name}.log")
+        wait_for(lambda: requests.get(self.url + "/healthz", timeout=1) is not None, name)
 
     def stop(self):
         os.killpg(self.process.pid, signal.SIGTERM)
         self.process.wait(timeout=30)
-        self.log.close()
 
 
 def image_paths(session: requests.Session, url: str, series_id: int) -> list[str]:
@@ -406,49 +386,17 @@ def wrk_run(base_url: str, paths: list[str], clients: int, seconds: float) -> di
     }
 
 
-class MotoS3:
-    """moto's S3 server on this machine (moto[server], from requirements-dev.txt) and one bucket."""
-
-    def __init__(self, scratch: Path):
-        import boto3
-
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log = open(scratch / "moto.log", "wb")
-        port = self.url.rsplit(":", 1)[1]
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                requests.get(self.url, timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
-        keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
-        boto3.client("s3", endpoint_url=self.url, **keys).create_bucket(Bucket="bench")
-        self.env = {
-            "AWS_STORAGE_BUCKET_NAME": "bench",
-            "AWS_S3_ENDPOINT_URL": self.url,
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_S3_REGION_NAME": "us-east-1",
-        }
-
-    def stop(self):
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.log.close()
-
-
 def s3_run(env: dict, scratch: Path, ct500: Path, floor_s: float) -> dict:
     """The 500-slice ingest with storage in a bucket (moto's S3 server, a Python process on this
     machine: a slow S3, so this is an upper bound), and image URLs answered by redirects to it."""
-    bucket = MotoS3(scratch)
-    s3_env = {**env, **bucket.env, "SCRATCH_DIR": str(scratch / "s3-scratch"), "MEDIA_ROOT": str(scratch / "s3-none")}
+    bucket = MotoS3(scratch / "moto.log")
+    bucket.client().create_bucket(Bucket="bench")
+    s3_env = {
+        **env,
+        **bucket.env("bench"),
+        "SCRATCH_DIR": str(scratch / "s3-scratch"),
+        "MEDIA_ROOT": str(scratch / "s3-none"),
+    }
     app = App(s3_env, scratch, "app-s3")
     try:
         session = session_for(app, "bench-s3")

@@ -231,75 +231,16 @@ def get_image(client, url: str, **extra):
 
 
 def free_port() -> int:
-    import socket
+    from bench.moto_s3 import free_port as pick
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class MotoServer:
-    """moto's S3 server (``moto[server]``) in its own process on 127.0.0.1: the tests' bucket
-    endpoint, reachable by the web and worker processes they start."""
-
-    def __init__(self, log_path: Path):
-        import subprocess
-        import sys
-        import time
-
-        import requests
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                requests.get(self.url, timeout=1)
-                return
-            except requests.RequestException:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-        raise RuntimeError(f"moto server did not start: {log_path.read_text(errors='replace')[-2000:]}")
-
-    def client(self):
-        import boto3
-
-        return boto3.client(
-            "s3", endpoint_url=self.url, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-        )
-
-    def env(self, bucket: str) -> dict:
-        """The environment that puts a process's storage in ``bucket``."""
-        return {
-            "AWS_STORAGE_BUCKET_NAME": bucket,
-            "AWS_S3_ENDPOINT_URL": self.url,
-            "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_S3_REGION_NAME": "us-east-1",
-        }
-
-    def stop(self):
-        import signal
-
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=10)
-        self._log.close()
+    return pick()
 
 
 @pytest.fixture(scope="session")
 def moto(tmp_path_factory):
-    server = MotoServer(tmp_path_factory.mktemp("moto") / "moto.log")
+    from bench.moto_s3 import MotoS3
+
+    server = MotoS3(tmp_path_factory.mktemp("moto") / "moto.log")
     yield server
     server.stop()
 
@@ -330,7 +271,7 @@ def s3(settings, moto):
     yield bucket
 
 
-def bucket_names(moto: MotoServer, bucket: str, prefix: str = "") -> list[str]:
+def bucket_names(moto, bucket: str, prefix: str = "") -> list[str]:
     paginator = moto.client().get_paginator("list_objects_v2")
     return sorted(
         entry["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=prefix) for entry in page.get("Contents", ())
