@@ -25,20 +25,22 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpResponse
 
-from dicomviewer.security import CSP
 from studies import signing, storage
 from studies.imaging.render import Window
 from studies.services import image_source
 from studies.services.image_access import signing_key
 
 log = logging.getLogger(__name__)
+IMAGE_CSP = "default-src 'none'"  # an image is no document: it may load nothing, run nothing
 RETRY_AFTER_S = 1
 _complete: dict[tuple[int, int], bool] = {}  # versions known to have every image stored (S3)
 _complete_lock = threading.Lock()
@@ -95,20 +97,20 @@ def _stored(ref: signing.ImageRef, max_age: int, cache: list) -> Answer | None:
         name = storage.thumbnail_name(ref.series_id, ref.version)
     else:
         name = storage.image_name(ref.series_id, ref.version, ref.plane, ref.index)
-    path = storage.local_path(name)
+    path = storage.default().local_filename(name)
     if path is not None:
+        accel = _settings().accel
         try:
-            stream = open(path, "rb")
+            stream = None if accel else open(path, "rb")
+            size = os.fstat(stream.fileno()).st_size if stream else os.stat(path).st_size
         except FileNotFoundError:
             if ref.plane == "thumbnail":
                 raise image_source.NotReady() from None
             return None
         headers = [("Content-Type", "image/png"), *cache]
-        if settings.MEDIA_ACCEL_REDIRECT:
-            stream.close()
-            location = settings.MEDIA_ACCEL_REDIRECT.rstrip("/") + "/" + quote(name)
-            return Answer(200, [*headers, ("X-Accel-Redirect", location)], length=0)
-        return Answer(200, headers, file=stream, length=os.fstat(stream.fileno()).st_size)
+        if accel:  # nginx sends the file
+            return Answer(200, [*headers, ("X-Accel-Redirect", accel + name)], length=0)  # names need no quoting
+        return Answer(200, headers, file=stream, length=size)
     if not _is_stored(ref, name):
         if ref.plane == "thumbnail":
             raise image_source.NotReady()
@@ -160,17 +162,71 @@ def _not_ready(detail: str) -> Answer:
     return answer
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What every image answer reads from the settings, read once (and again when one changes)."""
+
+    accel: str
+    headers: list[tuple[str, str]]
+    secure_headers: list[tuple[str, str]]
+    ssl_header: str | None  # the environ key of SECURE_PROXY_SSL_HEADER
+
+
+_cached: list[_Settings] = []
+
+
+def _settings() -> _Settings:
+    if not _cached:
+        headers = [
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", settings.SECURE_REFERRER_POLICY or "same-origin"),
+            ("Content-Security-Policy", IMAGE_CSP),
+        ]
+        secure = list(headers)
+        if settings.SECURE_HSTS_SECONDS:
+            secure.append(("Strict-Transport-Security", f"max-age={settings.SECURE_HSTS_SECONDS}"))
+        accel = settings.MEDIA_ACCEL_REDIRECT.rstrip("/") + "/" if settings.MEDIA_ACCEL_REDIRECT else ""
+        ssl_header = settings.SECURE_PROXY_SSL_HEADER[0] if settings.SECURE_PROXY_SSL_HEADER else None
+        _cached.append(_Settings(accel, headers, secure, ssl_header))
+    return _cached[0]
+
+
+@receiver(setting_changed)
+def _forget_settings(**kwargs):
+    _cached.clear()
+    _facts.clear()
+
+
 def security_headers(secure: bool) -> list[tuple[str, str]]:
-    """What Django's security middleware and ours add to every answer."""
-    headers = [
-        ("X-Content-Type-Options", "nosniff"),
-        ("X-Frame-Options", "DENY"),
-        ("Referrer-Policy", settings.SECURE_REFERRER_POLICY or "same-origin"),
-        ("Content-Security-Policy", CSP),
-    ]
-    if secure and settings.SECURE_HSTS_SECONDS:
-        headers.append(("Strict-Transport-Security", f"max-age={settings.SECURE_HSTS_SECONDS}"))
-    return headers
+    """What Django's security middleware and ours add to every answer (HSTS on HTTPS only)."""
+    conf = _settings()
+    return conf.secure_headers if secure else conf.headers
+
+
+_facts: dict[tuple, tuple[bool, bool]] = {}
+FACT_KEYS = ("HTTP_HOST", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT", "SERVER_NAME", "SERVER_PORT")
+
+
+def _client_facts(environ) -> tuple[bool, bool]:
+    """(host allowed, HTTPS) by Django's own rules (ALLOWED_HOSTS, forwarded headers,
+    SECURE_PROXY_SSL_HEADER), remembered per distinct set of the headers they depend on."""
+    conf = _settings()
+    key = (*(environ.get(name) for name in FACT_KEYS), environ.get("wsgi.url_scheme"), environ.get(conf.ssl_header))
+    facts = _facts.get(key)
+    if facts is None:
+        request = WSGIRequest.__new__(WSGIRequest)  # an image request has nothing else worth parsing
+        request.environ = request.META = environ
+        try:
+            request.get_host()
+            allowed = True
+        except DisallowedHost:
+            allowed = False
+        facts = (allowed, request.is_secure())
+        if len(_facts) > 1000:
+            _facts.clear()
+        _facts[key] = facts
+    return facts
 
 
 STATUS_TEXT = {200: "OK", 302: "Found", 304: "Not Modified", 400: "Bad Request", 403: "Forbidden"}
@@ -187,10 +243,8 @@ class SignedImages:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(signing.PREFIX):
             return self.app(environ, start_response)
-        request = WSGIRequest(environ)
-        try:
-            request.get_host()  # ALLOWED_HOSTS, as Django checks it
-        except DisallowedHost:
+        host_allowed, secure = _client_facts(environ)
+        if not host_allowed:
             result = _error(400, "This host name is not served here.")
         else:
             method = environ.get("REQUEST_METHOD")
@@ -199,7 +253,7 @@ class SignedImages:
             else:
                 result = _error(405, "Images are read with GET.")
                 result.headers.append(("Allow", "GET, HEAD"))
-        headers = result.headers + security_headers(request.is_secure())
+        headers = result.headers + security_headers(secure)
         length = result.length if result.length is not None else len(result.body)
         headers.append(("Content-Length", str(length)))
         start_response(f"{result.status} {STATUS_TEXT.get(result.status, '')}", headers)

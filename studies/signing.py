@@ -39,7 +39,7 @@ def expiry(now: float, ttl: int) -> int:
 
 def signature(key: bytes, series_id: int, version: int, plane: str, expires: int) -> str:
     message = f"{series_id}/{version}/{plane}/{expires}".encode()
-    digest = hmac.new(key, message, hashlib.sha256).digest()[:16]
+    digest = hmac.digest(key, message, "sha256")[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

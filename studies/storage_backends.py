@@ -68,6 +68,11 @@ class MediaFileSystemStorage(FileSystemStorage):
         """The file's own path: readers may use it in place (memory maps, sendfile)."""
         return Path(self.path(name))
 
+    def local_filename(self, name: str) -> str:
+        """``local_path`` as a string, without Django's traversal check: for names made by
+        studies.storage only (the image server's hot path)."""
+        return os.path.join(self.location, name)
+
     def save_bytes(self, name: str, data: bytes) -> None:
         """Write ``data`` so that readers see the old file or the whole new one, never a part."""
         folder = self._scratch_dir_for(name)
@@ -193,6 +198,9 @@ class MediaS3Storage(_s3_base()):
 
     def local_path(self, name: str) -> None:
         return None  # objects have no local path: readers fetch a copy (studies.scratch)
+
+    def local_filename(self, name: str) -> None:
+        return None
 
     def save_bytes(self, name: str, data: bytes) -> None:
         params = self._get_write_parameters(name)
