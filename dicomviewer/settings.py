@@ -197,8 +197,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     for _folder in (BROKER_DIR / "queue", BROKER_DIR / "control"):
         _folder.mkdir(parents=True, exist_ok=True)
 else:
-    # A task unacknowledged for this long (its worker died) is delivered again.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+    # A task unacknowledged for this long (its worker died) is delivered again. kombu looks for such
+    # tasks every unacked_restore_interval x unacked_restore_throttle seconds (100 s by default):
+    # every interval here, at most 10 s, so that a short timeout is honoured too.
+    _VISIBILITY = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": _VISIBILITY,
+        "unacked_restore_interval": max(1, min(10, _VISIBILITY // 2)),
+        "unacked_restore_throttle": 1,
+    }
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", "dicomviewer")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
