@@ -126,8 +126,7 @@ AWS_DEFAULT_ACL = None  # objects stay private; browsers get them through presig
 # The bucket's address as browsers reach it, when it differs from AWS_S3_ENDPOINT_URL (a MinIO
 # behind the same nginx as the app, say): presigned image URLs are made for this address.
 IMAGE_URL_S3_ENDPOINT = env("IMAGE_URL_S3_ENDPOINT") or None
-STORAGE_MODE = "s3" if AWS_STORAGE_BUCKET_NAME else "local"
-if STORAGE_MODE == "s3":
+if AWS_STORAGE_BUCKET_NAME:
     from botocore.config import Config as _S3Config
 
     # An unreachable endpoint fails in seconds (and the ingest or image says so), not minutes.

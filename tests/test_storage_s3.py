@@ -183,3 +183,25 @@ def test_an_unreachable_endpoint_fails_the_ingest_and_images_answer_503(
     ingest.upload_ingest(queued.pk)
     queued.refresh_from_db()
     assert queued.status == Upload.Status.FAILED and "could not be reached" in queued.error
+
+
+def test_an_outage_while_rendering_fails_the_series_with_the_reason_and_keeps_the_originals(
+    user, tmp_path, s3, moto, monkeypatch
+):
+    from studies.storage_backends import MediaS3Storage, StorageUnavailable
+
+    real_save = MediaS3Storage.save_bytes
+
+    def down_for_chunks(self, name, data):
+        if "/coronal/" in name:  # the render chunks of one plane meet the outage
+            raise StorageUnavailable("the storage endpoint could not be reached while storing " + name)
+        return real_save(self, name, data)
+
+    monkeypatch.setattr(MediaS3Storage, "save_bytes", down_for_chunks)
+    upload = ingest_zip(user, study_zip(tmp_path))
+    volume = Series.objects.get(is_volume=True)
+    assert volume.render_status == Series.Render.FAILED
+    assert volume.render_error.startswith("the file storage could not be used (the storage endpoint")
+    assert upload.status == Upload.Status.FAILED and "could not be rendered" in upload.error
+    originals = {n for n in bucket_names(moto, s3) if n.startswith("originals/")}
+    assert {i.file for i in Instance.objects.all()} == originals, "every original is kept, to render again"
