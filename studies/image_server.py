@@ -83,6 +83,9 @@ def answer(path: str, query: str, if_none_match: str | None, now: float | None =
         )
     except image_source.NotReady:
         return _not_ready("The images of this series are still being prepared; try again shortly.")
+    except FileNotFoundError:  # a cached copy trimmed away under a kept source: build it again next time
+        image_source.forget(ref.series_id)
+        return _not_ready("The images of this series are still being prepared; try again shortly.")
     except IndexError:
         return _error(404, f"Image {ref.index} does not exist in the {ref.plane} plane.")
     except storage.StorageUnavailable as exc:

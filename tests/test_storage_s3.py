@@ -205,3 +205,17 @@ def test_an_outage_while_rendering_fails_the_series_with_the_reason_and_keeps_th
     assert upload.status == Upload.Status.FAILED and "could not be rendered" in upload.error
     originals = {n for n in bucket_names(moto, s3) if n.startswith("originals/")}
     assert {i.file for i in Instance.objects.all()} == originals, "every original is kept, to render again"
+
+
+def test_a_wiped_scratch_cache_changes_nothing_a_user_sees(stored, user, s3, settings):
+    api = api_client_for(user)
+    urls = [
+        api.get(f"/api/series/{series.pk}/").json()["planes"][plane]["url"].replace("{index}", "0")
+        for series in Series.objects.all()
+        for plane in series.planes
+    ]
+    assert all(Client().get(url + "?wc=100&ww=200").status_code == 200 for url in urls)
+    scratch.remove_tree(settings.SCRATCH_DIR / "cache")  # trimmed, or wiped by an operator
+    assert all(Client().get(url + "?wc=101&ww=200").status_code == 200 for url in urls)
+    image_source.clear()  # and a process that starts afresh fetches what it needs again
+    assert all(Client().get(url + "?wc=102&ww=200").status_code == 200 for url in urls)

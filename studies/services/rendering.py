@@ -67,7 +67,11 @@ def render_chunk(series_id: int, version: int, plane: str, start: int, stop: int
     if RenderedChunk.objects.filter(series_id=series_id, version=version, plane=plane, start=start).exists():
         return  # a second delivery of a chunk that was stored and counted
     try:
-        _render_and_store(series_id, version, plane, start, stop)
+        try:
+            _render_and_store(series_id, version, plane, start, stop)
+        except FileNotFoundError:  # a cached copy trimmed away under a kept source: once more, afresh
+            image_source.forget(series_id)
+            _render_and_store(series_id, version, plane, start, stop)
     except storage.StorageUnavailable:
         raise
     except Exception as exc:
