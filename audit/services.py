@@ -48,12 +48,10 @@ _recent_lock = threading.Lock()
 
 
 def client_ip(request) -> str | None:
+    """The client's address: REMOTE_ADDR, which dicomviewer.front has set from trusted proxies'
+    X-Forwarded-For (the same address the rate limits and django-axes use)."""
     if request is None:
         return None
-    if getattr(settings, "TRUST_X_FORWARDED_FOR", False):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
     return request.META.get("REMOTE_ADDR") or None
 
 
@@ -120,3 +118,12 @@ def record_images_view(request, series) -> None:
     ).exists()
     if not exists:
         record(A.IMAGES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
+
+
+def audit_prune(days: int | None = None) -> int:
+    """Delete events older than ``days`` (AUDIT_RETENTION_DAYS; 0 keeps everything). Run daily by
+    the scheduler (Celery beat) and by ``manage.py prune_audit``."""
+    days = settings.AUDIT_RETENTION_DAYS if days is None else days
+    if days <= 0:
+        return 0
+    return AuditEvent.prune(timezone.now() - timedelta(days=days))

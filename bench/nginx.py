@@ -15,12 +15,19 @@ def available() -> bool:
     return shutil.which("nginx") is not None
 
 
+def _without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
 def server_block(number: int, listen: int, upstream: int, media_root: Path) -> str:
-    """The shipped server block with this machine's addresses in place of the compose names."""
-    text = (REPO / "deploy" / "nginx.conf").read_text()
-    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    """The shipped configuration (nginx.conf with nginx-locations.conf in place of its include),
+    with this machine's addresses in place of the compose names, its names numbered."""
+    text = _without_comments((REPO / "deploy" / "nginx.conf").read_text())
+    locations = _without_comments((REPO / "deploy" / "nginx-locations.conf").read_text())
+    text = text.replace("include /etc/nginx/dicomviewer-locations.conf;", locations)
     text = re.sub(r"server web:8000;", f"server 127.0.0.1:{upstream};", text)
     text = re.sub(r"\bdicomviewer\b", f"dicomviewer_{number}", text)
+    text = re.sub(r"\bforwarded_proto\b", f"forwarded_proto_{number}", text)
     text = re.sub(r"listen 80;", f"listen 127.0.0.1:{listen};", text)
     return text.replace("alias /data/media/;", f"alias {media_root.resolve()}/;")
 

@@ -5,7 +5,7 @@ import threading
 import time
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import task_prerun, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
 
@@ -28,6 +28,12 @@ def recover_on_start(sender=None, **kwargs):
 
         recover_interrupted_work()
     threading.Thread(target=_sweep_scratch, name="scratch-sweep", daemon=True).start()
+    if settings.METRICS_PORT:  # a worker host's samples, for Prometheus (dicomviewer/metrics.py)
+        from prometheus_client import start_http_server
+
+        from dicomviewer.metrics import registry
+
+        start_http_server(settings.METRICS_PORT, registry=registry())
 
 
 @worker_shutdown.connect
@@ -49,3 +55,11 @@ def _sweep_scratch():
             time.sleep(1)
         finally:
             connection.close()
+
+
+@task_prerun.connect
+def log_with_task_id(task_id=None, **kwargs):
+    """A worker's log lines carry the id of the task they belong to (as a web's, its request's)."""
+    from dicomviewer.front import request_id
+
+    request_id.set(task_id or "-")

@@ -9,10 +9,17 @@ from django.views.defaults import server_error as html_server_error
 from studies.api.errors import is_api_path, json_error
 
 
-def healthz(request):
+def health_checks() -> tuple[bool, dict]:
+    """Database, broker and storage, each "ok" or "error: <why>" (answered at /healthz by
+    dicomviewer.front, whatever the Host)."""
     checks = {"database": _database(), "broker": _broker(), "storage": _storage()}
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
+    return healthy, {"status": "ok" if healthy else "error", **checks}
+
+
+def healthz(request):
+    healthy, body = health_checks()
+    return JsonResponse(body, status=200 if healthy else 503)
 
 
 def _database() -> str:

@@ -85,3 +85,9 @@ def lockout_username(request, credentials=None):
     if username is None:
         return None
     return str(username)[:AXES_USERNAME_LIMIT]
+
+
+def client_address(request) -> str | None:
+    """django-axes: the client's address as dicomviewer.front set it from trusted proxies (never a
+    forwarded header a client wrote itself)."""
+    return request.META.get("REMOTE_ADDR") or None

@@ -35,6 +35,11 @@ def env_list(name, default=""):
 
 
 DEBUG = env_bool("DEBUG", False)
+# Production (docker-compose and the image set it): refuse to start on what only suits one machine
+# (SQLite, the filesystem broker, a key generated on this host) or on a placeholder secret, unless
+# ALLOW_EMBEDDED=1 says a single-host install is meant. Checked at the end of this file.
+PRODUCTION = env_bool("PRODUCTION", False)
+ALLOW_EMBEDDED = env_bool("ALLOW_EMBEDDED", False)
 VAR_DIR = Path(env("VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 # A key that is empty or one of the published placeholders is refused unless DEBUG is on.
@@ -74,6 +79,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dicomviewer.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -214,6 +220,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The scheduler (Celery beat: `manage.py serve beat`, inside the worker with `serve all`) queues
+# housekeeping for any worker: cleanup_uploads' work hourly, the audit retention daily.
+CELERY_BEAT_SCHEDULE = {
+    "cleanup": {"task": "studies.cleanup", "schedule": float(env_int("CLEANUP_INTERVAL", 3600))},
+    "audit-prune": {"task": "audit.prune", "schedule": 86400.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Tests may run tasks in-process; the app itself never does (the upload request only enqueues).
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -264,6 +277,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # one attacker cannot lo
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "dicomviewer.security.lockout_response"
 AXES_USERNAME_CALLABLE = "dicomviewer.security.lockout_username"
+AXES_CLIENT_IP_CALLABLE = "dicomviewer.security.client_address"
 AXES_VERBOSE = False
 RATE_LIMITS = {  # per client; an empty value turns a limit off
     "login": env("RATE_LIMIT_LOGIN", "30/minute"),
@@ -332,7 +346,6 @@ DICOMWEB_BULKDATA_THRESHOLD = env_int("DICOMWEB_BULKDATA_THRESHOLD", 1024)
 # --- Audit trail ---------------------------------------------------------------------------
 AUDIT_IMAGE_WINDOW = env_int("AUDIT_IMAGE_WINDOW", 300)  # seconds: one image-access event per series per user
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 6 * 365)  # prune_audit removes older events
-TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)  # behind a proxy that sets it
 
 # --- Security ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -346,18 +359,79 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = False  # the upload page reads it to send with its XHR
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
+# --- Metrics -------------------------------------------------------------------------------
+# GET /metrics (Prometheus) with "Authorization: Bearer <METRICS_TOKEN>", or from these networks;
+# a worker host answers on METRICS_PORT when set (dicomviewer/metrics.py).
+METRICS_TOKEN = env("METRICS_TOKEN")
+METRICS_NETWORKS = env_list("METRICS_NETWORKS", "127.0.0.1/32,::1/128")
+METRICS_PORT = env_int("METRICS_PORT", 0)
+
+# --- Proxies -------------------------------------------------------------------------------
+# Networks (or addresses) of the reverse proxies in front of the app: nginx, a load balancer, a
+# TLS terminator. dicomviewer.front takes the client's address from their X-Forwarded-For and
+# keeps X-Forwarded-Proto/-Host only from them (and removes them from anyone else), so these
+# two settings are safe whatever clients send.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = True
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
+# Logs go to standard error, one line a record: plain text, or one JSON object a line with
+# LOG_FORMAT=json. Every line carries the request id (or the task id in a worker). Lines never hold
+# query strings or patient data (dicomviewer/gunicorn_conf.py: access lines log the path only).
+LOG_FORMAT = env("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT is plain or json.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "dicomviewer.front.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+
+def _production_problems() -> list[str]:
+    """What keeps this configuration from being a production one (each a one-line reason)."""
+    problems = []
+    if DEBUG:
+        problems.append("DEBUG is on")
+    if len(SECRET_KEY) < 32 or SECRET_KEY.startswith("dev-only-"):
+        problems.append("SECRET_KEY is shorter than 32 characters")
+    if not ALLOW_EMBEDDED:
+        if not env("SECRET_KEY") and not env("SECRET_KEY_FILE"):
+            problems.append("SECRET_KEY is not set (the key in VAR_DIR was generated on this host)")
+        if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+            problems.append("DATABASE_URL is not set, or is SQLite (one machine only)")
+        if CELERY_BROKER_URL.startswith("filesystem://"):
+            problems.append("CELERY_BROKER_URL is not set (the filesystem broker is for one machine only)")
+    placeholders = {"", "dicomviewer", "postgres", "password", "change-me", "changeme", "secret", "minioadmin"}
+    password = DATABASES["default"].get("PASSWORD") or ""
+    if not DATABASES["default"]["ENGINE"].endswith("sqlite3") and password.lower() in placeholders - {""}:
+        problems.append("the database password in DATABASE_URL is a placeholder")
+    if AWS_STORAGE_BUCKET_NAME and (AWS_SECRET_ACCESS_KEY or "").lower() in placeholders - {""}:
+        problems.append("AWS_SECRET_ACCESS_KEY is a placeholder")
+    return problems
+
+
+if PRODUCTION and _production_problems():
+    raise ImproperlyConfigured(
+        "PRODUCTION=1 refuses to start: "
+        + "; ".join(_production_problems())
+        + " (ALLOW_EMBEDDED=1 allows SQLite, the filesystem broker and a generated key on one host)."
+    )

@@ -7,16 +7,12 @@ sees several (staff, shares), their own comes first, else the oldest.
 
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import Http404
 
 from studies import selectors
 from studies.models import Instance, Series, Study
-
-HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 
 def _own_first(queryset: QuerySet, owner_field: str, user) -> QuerySet:
@@ -75,14 +71,10 @@ def service_root(request) -> str:
     """What URIs start with: ``https://host/dicomweb/``, or ``""`` when they are relative."""
     if settings.DICOMWEB_RELATIVE_URIS:
         return ""
-    proto = request.META.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower()
-    if proto not in ("http", "https"):
-        proto = request.scheme
-    host = request.META.get("HTTP_X_FORWARDED_HOST", "").split(",")[0].strip()
-    if not host or not HOST.match(host):
-        host = request.get_host()
+    # scheme and host as Django sees them: X-Forwarded-Proto and -Host count only from a trusted
+    # proxy (dicomviewer.front removes them otherwise), and the host is checked against ALLOWED_HOSTS
     prefix = request.META.get("SCRIPT_NAME", "").rstrip("/")
-    return f"{proto}://{host}{prefix}/dicomweb/"
+    return f"{request.scheme}://{request.get_host()}{prefix}/dicomweb/"
 
 
 def instance_path(instance: Instance) -> str:

@@ -34,6 +34,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpResponse
 
+from dicomviewer.metrics import FAILURES, observe_request
 from studies import signing, storage
 from studies.imaging.render import Window
 from studies.services import image_source
@@ -90,6 +91,7 @@ def answer(path: str, query: str, if_none_match: str | None, now: float | None =
         return _error(404, f"Image {ref.index} does not exist in the {ref.plane} plane.")
     except storage.StorageUnavailable as exc:
         log.warning("image %s: %s", path, exc)
+        FAILURES.labels("storage").inc()
         return _not_ready("The image storage cannot be reached right now; try again shortly.")
     return Answer(200, [("Content-Type", "image/png"), *cache], body=png)
 
@@ -246,6 +248,7 @@ class SignedImages:
         path = environ.get("PATH_INFO", "")
         if not path.startswith(signing.PREFIX):
             return self.app(environ, start_response)
+        started = time.perf_counter()
         host_allowed, secure = _client_facts(environ)
         if not host_allowed:
             result = _error(400, "This host name is not served here.")
@@ -260,6 +263,7 @@ class SignedImages:
         length = result.length if result.length is not None else len(result.body)
         headers.append(("Content-Length", str(length)))
         start_response(f"{result.status} {STATUS_TEXT.get(result.status, '')}", headers)
+        observe_request("images", environ.get("REQUEST_METHOD", ""), result.status, time.perf_counter() - started)
         if environ.get("REQUEST_METHOD") == "HEAD":
             if result.file is not None:
                 result.file.close()

@@ -5,7 +5,7 @@ from celery import shared_task
 from django.conf import settings
 
 from studies import storage
-from studies.services import ingest, rendering, series_build
+from studies.services import cleanup, ingest, rendering, series_build
 from studies.services.queue import Task
 
 STORAGE_RETRIES = 6  # a render chunk waits out a storage outage this many times (1, 2, 4 ... 32 s)
@@ -40,3 +40,9 @@ def series_render_chunk(self, series_id: int, version: int, plane: str, start: i
 )
 def series_rebuild_task(series_id: int) -> None:
     series_build.series_rebuild(series_id)
+
+
+@shared_task(name=Task.CLEANUP.value, acks_late=True, soft_time_limit=1800, time_limit=1860)
+def cleanup_task() -> dict:
+    """Scheduled housekeeping (Celery beat), the same as ``manage.py cleanup_uploads``."""
+    return cleanup.cleanup()

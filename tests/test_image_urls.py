@@ -166,7 +166,7 @@ def wsgi_get(path: str, host: str = "localhost", https: bool = False, method: st
     }
     seen = {}
 
-    def start_response(status, headers):
+    def start_response(status, headers, exc_info=None):
         seen["status"], seen["headers"] = int(status.split()[0]), dict(headers)
 
     body = b"".join(application(environ, start_response))

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from dicomviewer.metrics import FAILURES, STAGE_SECONDS
 from studies import scratch, storage
 from studies.imaging import archive
 from studies.imaging.headers import NEED_MORE, Header, read_header, read_header_prefix
@@ -45,6 +46,15 @@ class IngestState:
     skipped: list[dict] = field(default_factory=list)
     last_progress_write: float = 0.0
     started: float = field(default_factory=time.monotonic)
+    stage: str = "extracting"
+    stage_started: float = field(default_factory=time.monotonic)
+
+    def enter(self, stage: str) -> None:
+        """Time the stage that ends (metrics)."""
+        now = time.monotonic()
+        if stage != self.stage:
+            STAGE_SECONDS.labels(self.stage).observe(now - self.stage_started)
+            self.stage, self.stage_started = stage, now
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped.append({"name": name, "reason": reason})
@@ -53,6 +63,7 @@ class IngestState:
         """Record progress; also where the time limit is checked (Celery's soft limit is the
         backstop for a single step that hangs)."""
         now = time.monotonic()
+        self.enter(stage)
         if now - self.started > settings.INGEST_TIME_LIMIT:
             raise SoftTimeLimitExceeded()
         if not force and now - self.last_progress_write < 0.25:
@@ -112,6 +123,7 @@ def _run(upload_id: int) -> None:
         _fail(state, str(exc))
     except storage.StorageUnavailable as exc:
         log.warning("ingest of upload %s stopped: %s", upload.pk, exc)
+        FAILURES.labels("storage").inc()
         _fail(
             state,
             f"The file storage could not be used ({exc}). Nothing of this upload was kept but its archive; "
@@ -130,6 +142,8 @@ def _run(upload_id: int) -> None:
         )
     finally:
         scratch.remove_tree(work)
+        state.enter("rendering")
+        STAGE_SECONDS.labels("total").observe(time.monotonic() - state.started)
 
 
 def _ingest(state: IngestState, work) -> None:
@@ -284,6 +298,7 @@ def _fail(state: IngestState, message: str) -> None:
         )
     )
     if changed:
+        FAILURES.labels("ingest").inc()
         state.upload.refresh_from_db()
         rendering.audit_ingest_end(state.upload, Upload.Status.FAILED, message)
 

@@ -10,6 +10,7 @@ class Task(StrEnum):
     UPLOAD_INGEST = "studies.upload_ingest"
     SERIES_RENDER_CHUNK = "studies.series_render_chunk"
     SERIES_REBUILD = "studies.series_rebuild"
+    CLEANUP = "studies.cleanup"
 
 
 def enqueue(task: Task, *args: int | str) -> None:

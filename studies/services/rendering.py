@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from dicomviewer.metrics import FAILURES, IMAGES_RENDERED
 from studies import scratch, storage
 from studies.imaging.planes import STACK
 from studies.imaging.render import encode_png
@@ -86,10 +87,12 @@ def render_chunk(series_id: int, version: int, plane: str, start: int, stop: int
             images_done=F("images_done") + (stop - start)
         )
     if updated:
+        IMAGES_RENDERED.inc(stop - start)
         _finish_series_if_done(series_id, version)
 
 
 def render_failed(series_id: int, version: int, reason: str) -> None:
+    FAILURES.labels("render").inc()
     Series.objects.filter(pk=series_id, render_version=version).update(
         render_status=Series.Render.FAILED, render_error=reason
     )

@@ -1,10 +1,7 @@
-from datetime import timedelta
-
 from django.conf import settings
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
-from audit.models import AuditEvent
+from audit.services import audit_prune
 
 
 class Command(BaseCommand):
@@ -18,6 +15,5 @@ class Command(BaseCommand):
         if days <= 0:
             self.stdout.write("Retention is 0 (keep forever): nothing pruned.")
             return
-        before = timezone.now() - timedelta(days=days)
-        deleted = AuditEvent.prune(before)
+        deleted = audit_prune(days)
         self.stdout.write(f"Deleted {deleted} audit event(s) older than {days} days.")

@@ -1,4 +1,5 @@
-"""Run the web server, the Celery worker, or both (``make run``); Ctrl-C stops what it started.
+"""Run the web server, the Celery worker, the scheduler, or web and worker together (``make run``,
+with the scheduler inside the worker); Ctrl-C stops what it started.
 
 docker-compose.yml, ``make run`` and the end-to-end tests all start processes through this
 command, so the deployment runs exactly what the tests exercise.
@@ -29,13 +30,13 @@ def web_command(host: str, port: str, app: str = "dicomviewer.wsgi") -> list[str
         "gthread",
         "--timeout",
         "900",
-        "--access-logfile",
-        "-",
+        "--config",
+        "python:dicomviewer.gunicorn_conf",  # access log without query strings, JSON logs
     ]
 
 
-def worker_command() -> list[str]:
-    return [
+def worker_command(with_beat: bool = False) -> list[str]:
+    command = [
         sys.executable,
         "-m",
         "celery",
@@ -49,6 +50,12 @@ def worker_command() -> list[str]:
         "--without-gossip",
         "--without-mingle",
     ]
+    return command + ["--beat"] if with_beat else command  # one host: the scheduler inside the worker
+
+
+def beat_command() -> list[str]:
+    """The scheduler alone (one per deployment): it queues housekeeping, any worker does it."""
+    return [sys.executable, "-m", "celery", "-A", "dicomviewer", "beat", "--loglevel", "INFO"]
 
 
 def check_storage() -> None:
@@ -62,21 +69,37 @@ def check_storage() -> None:
         raise CommandError(f"The file storage cannot be used: {exc}.") from None
 
 
+def metrics_dir(role: str) -> None:
+    """Where this invocation's processes keep their Prometheus samples (dicomviewer/metrics.py),
+    emptied now: samples of processes that are gone must not be added up with the living ones."""
+    import shutil
+
+    from django.conf import settings
+
+    folder = settings.VAR_DIR / "metrics" / role
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
 class Command(BaseCommand):
-    help = "Run the web server (gunicorn), the Celery worker, or both until interrupted."
+    help = "Run the web server (gunicorn), the Celery worker, the scheduler (beat), or web + worker + beat."
 
     def add_arguments(self, parser):
-        parser.add_argument("role", nargs="?", choices=["all", "web", "worker"], default="all")
+        parser.add_argument("role", nargs="?", choices=["all", "web", "worker", "beat"], default="all")
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
 
     def handle(self, *args, role, host, port, **options):
         check_storage()
+        metrics_dir(role)
         commands = {}
         if role in ("all", "web"):
             commands["web"] = web_command(host, port)
         if role in ("all", "worker"):
-            commands["worker"] = worker_command()
+            commands["worker"] = worker_command(with_beat=role == "all")
+        if role == "beat":
+            commands["beat"] = beat_command()
         if len(commands) == 1:
             os.execv(sys.executable, next(iter(commands.values())))
         self.run_together(commands, f"http://{host}:{port}/")
