@@ -5,7 +5,7 @@ import threading
 import time
 
 from celery import Celery
-from celery.signals import task_prerun, worker_ready, worker_shutdown
+from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
 
@@ -57,9 +57,21 @@ def _sweep_scratch():
             connection.close()
 
 
+_task_log_ids: dict = {}
+
+
 @task_prerun.connect
 def log_with_task_id(task_id=None, **kwargs):
     """A worker's log lines carry the id of the task they belong to (as a web's, its request's)."""
     from dicomviewer.front import request_id
 
-    request_id.set(task_id or "-")
+    _task_log_ids[task_id] = request_id.set(task_id or "-")
+
+
+@task_postrun.connect
+def log_without_task_id(task_id=None, **kwargs):
+    from dicomviewer.front import request_id
+
+    token = _task_log_ids.pop(task_id, None)
+    if token is not None:
+        request_id.reset(token)
