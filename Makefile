@@ -6,7 +6,7 @@ export VAR_DIR ?= var
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 
-.PHONY: run demo test install lint check bench clean
+.PHONY: run demo test install lint check check-runtime bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,18 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	SECRET_KEY=lint DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+# The image installs requirements.txt alone: web, worker and scheduler must start with just that
+# (the tests install the development requirements too, which would hide a missing one).
+RUNTIME_VENV ?= var/runtime-venv
+check-runtime:
+	rm -rf $(RUNTIME_VENV) && $(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install -q -r requirements.txt
+	SECRET_KEY=runtime-check-$$(date +%s)-0123456789abcdefghij VAR_DIR=$(RUNTIME_VENV)/var \
+		$(RUNTIME_VENV)/bin/python -c "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'dicomviewer.settings'; \
+		django.setup(); import dicomviewer.wsgi, kombu.transport.redis, storages.backends.s3, gunicorn.app.wsgiapp, \
+		celery.bin.worker, celery.bin.beat, pythonjsonlogger.json, prometheus_client; print('runtime requirements: ok')"
+	rm -rf $(RUNTIME_VENV)
 
 bench: install
 	$(PY) bench/run.py

@@ -33,6 +33,8 @@ class MotoS3:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # path-style addresses whatever the Host (as MinIO behind nginx: the site's name arrives)
+            env={**os.environ, "S3_IGNORE_SUBDOMAIN_BUCKETNAME": "true"},
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -15,7 +15,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def env(name, default=""):
-    return os.environ.get(name, default)
+    """The variable's value; unset or empty, the default (a .env copied from .env.example leaves
+    many empty)."""
+    return os.environ.get(name) or default
 
 
 def env_bool(name, default=False):
@@ -280,9 +282,9 @@ AXES_USERNAME_CALLABLE = "dicomviewer.security.lockout_username"
 AXES_CLIENT_IP_CALLABLE = "dicomviewer.security.client_address"
 AXES_VERBOSE = False
 RATE_LIMITS = {  # per client; an empty value turns a limit off
-    "login": env("RATE_LIMIT_LOGIN", "30/minute"),
-    "token": env("RATE_LIMIT_TOKEN", "30/minute"),
-    "upload": env("RATE_LIMIT_UPLOAD", "300/hour"),
+    "login": os.environ.get("RATE_LIMIT_LOGIN", "30/minute"),
+    "token": os.environ.get("RATE_LIMIT_TOKEN", "30/minute"),
+    "upload": os.environ.get("RATE_LIMIT_UPLOAD", "300/hour"),
 }
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)  # admins create accounts unless this is on
 LOGIN_URL = "/accounts/login/"
