@@ -169,18 +169,10 @@ class WorkerProcess:
         self.process.wait(timeout=30)
 
     def stop(self):
-        import signal
-        import subprocess
-
         from dicomviewer.celery import app
 
         app.conf.task_default_queue = self._previous_queue
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.process)
         self._log.close()
 
 
@@ -315,14 +307,31 @@ class WebProcess:
         raise RuntimeError(f"web did not start:\n{log_path.read_text(errors='replace')[-5000:]}")
 
     def stop(self):
-        import signal
-        import subprocess
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_group(self.process)
         self._log.close()
+
+
+def stop_group(process, timeout: float = 30) -> None:
+    """SIGTERM a process started in its own session, and its children; SIGKILL if it lingers."""
+    import signal
+    import subprocess
+
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def needs_servers(what: str):
+    """Skip unless the tests run on PostgreSQL and Redis (as CI's second pass does)."""
+    from django.conf import settings
+    from django.db import connection
+
+    return pytest.mark.skipif(
+        connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"),
+        reason=f"{what} needs PostgreSQL and Redis",
+    )

@@ -31,7 +31,7 @@ from django.db import connection
 from audit.models import AuditEvent
 from bench.moto_s3 import free_port
 from tests import dicomgen
-from tests.conftest import REPO, bucket_names, make_zip
+from tests.conftest import REPO, bucket_names, make_zip, needs_servers, stop_group
 from tests.conftest import test_database_url as database_url
 from tests.test_deployment import documented_settings
 
@@ -39,10 +39,7 @@ pytestmark = [
     pytest.mark.worker,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"),
-        reason="the production shape needs PostgreSQL and Redis",
-    ),
+    needs_servers("the production shape"),
     pytest.mark.skipif(shutil.which("nginx") is None, reason="Debian's nginx is not installed"),
     pytest.mark.skipif(os.geteuid() != 0, reason="starting processes as another user needs root"),
 ]
@@ -95,14 +92,7 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
     def stop(self):
-        import signal
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+        stop_group(self.process)
         self._log.close()
 
 

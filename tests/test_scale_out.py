@@ -15,17 +15,14 @@ from django.db import connection
 from studies import storage
 from studies.models import Instance, Series, Upload
 from tests import dicomgen
-from tests.conftest import PASSWORD, WebProcess, WorkerProcess, bucket_names, make_zip
+from tests.conftest import PASSWORD, WebProcess, WorkerProcess, bucket_names, make_zip, needs_servers
 from tests.conftest import test_database_url as database_url
 
 pytestmark = [
     pytest.mark.worker,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"),
-        reason="hosts that share nothing need a database server and a broker server (PostgreSQL and Redis)",
-    ),
+    needs_servers("hosts that share nothing (a database server and a broker server)"),
 ]
 SLICES, SIZE = 128, 256
 
