@@ -19,8 +19,8 @@ import contextvars
 import ipaddress
 import json
 import logging
+import os
 import re
-import uuid
 from functools import lru_cache
 
 from django.conf import settings
@@ -82,14 +82,17 @@ class Front:
     def __call__(self, environ, start_response):
         networks = trusted_networks(tuple(settings.TRUSTED_PROXIES))
         peer = environ.get("REMOTE_ADDR", "")
-        client, via_proxy = client_address(peer, environ.get("HTTP_X_FORWARDED_FOR", ""), networks)
+        if networks:
+            client, via_proxy = client_address(peer, environ.get("HTTP_X_FORWARDED_FOR", ""), networks)
+        else:
+            client, via_proxy = peer, False
         environ["REMOTE_ADDR"] = client
         environ["dicomviewer.peer"] = peer
         if not via_proxy:
             for name in UNTRUSTED_DROP:
                 environ.pop(name, None)
         given = environ.get("HTTP_X_REQUEST_ID", "")
-        rid = given if REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = given if REQUEST_ID.match(given) else os.urandom(16).hex()
         environ["HTTP_X_REQUEST_ID"] = rid
         token = request_id.set(rid)
 

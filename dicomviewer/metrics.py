@@ -40,8 +40,19 @@ FAILURES = Counter(
 )
 
 
+_children: dict[tuple[str, str, int], object] = {}
+
+
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
-    REQUEST_SECONDS.labels(route, method, f"{status // 100}xx").observe(seconds)
+    method = method if method in METHODS else "other"  # a client's made-up methods add no series
+    key = (route, method, status // 100)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = REQUEST_SECONDS.labels(route, method, f"{status // 100}xx")
+    child.observe(seconds)
 
 
 class RequestMetricsMiddleware:
