@@ -159,6 +159,9 @@ def runs_unprivileged() -> bool:
 def test_the_compose_stack_run_natively_behind_an_outer_tls_proxy(moto, django_user_model):
     if not runs_unprivileged():
         pytest.skip(f"{sys.executable} cannot be run by an unprivileged user here (.ci/run lets it)")
+    from django.core.cache import cache
+
+    cache.clear()  # the shared cache (Redis) may hold rate-limit budgets of an earlier run this hour
     root = Path(tempfile.mkdtemp(prefix="dicomviewer-prod-", dir="/tmp"))
     os.chmod(root, 0o755)
     data = root / "data"
@@ -192,7 +195,7 @@ def test_the_compose_stack_run_natively_behind_an_outer_tls_proxy(moto, django_u
             "CSRF_TRUSTED_ORIGINS": f"https://{PUBLIC}",
             "PUBLIC_URL": f"https://{PUBLIC}",
             "LOG_FORMAT": "json",
-            "RATE_LIMIT_TOKEN": "3/minute",
+            "RATE_LIMIT_TOKEN": "3/hour",  # a fixed window: an hour is not crossed during the test
             "CLEANUP_INTERVAL": "2",
             "CELERY_QUEUE": f"prod-{uuid.uuid4().hex[:8]}",
             "CELERY_VISIBILITY_TIMEOUT": "30",
@@ -321,9 +324,8 @@ def run_as_users_would(outer: OuterProxy, nginx_port: int, moto, bucket: str, us
     # a rate limit per real client: five clients behind the proxies, three token requests each
     credentials = {"username": "alice", "password": "a-long-production-password-42"}
     for client in ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5"):
-        for _ in range(3):
-            assert outer.request("POST", "/api/auth/token/", client, data=credentials).status_code == 200, client
-    assert outer.request("POST", "/api/auth/token/", "203.0.113.1", data=credentials).status_code == 429
+        answers = [outer.request("POST", "/api/auth/token/", client, data=credentials).status_code for _ in range(4)]
+        assert answers == [200, 200, 200, 429], client
     # a client that talks to nginx itself cannot buy budgets by forging X-Forwarded-For
     direct = direct_client(nginx_port)
     answers = [
