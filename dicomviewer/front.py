@@ -25,6 +25,8 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -73,6 +75,19 @@ def client_address(peer: str, forwarded_for: str, networks) -> tuple[str, bool]:
     return nearest, True
 
 
+_networks: list = []  # TRUSTED_PROXIES, parsed once (and again when the setting changes)
+
+
+def _read_networks():
+    _networks[:] = [trusted_networks(tuple(settings.TRUSTED_PROXIES))]
+    return _networks[0]
+
+
+@receiver(setting_changed)
+def _forget_networks(**kwargs):
+    _networks.clear()
+
+
 class Front:
     """The WSGI wrapper around the whole application (see the module's docstring)."""
 
@@ -80,7 +95,7 @@ class Front:
         self.app = app
 
     def __call__(self, environ, start_response):
-        networks = trusted_networks(tuple(settings.TRUSTED_PROXIES))
+        networks = _networks[0] if _networks else _read_networks()
         peer = environ.get("REMOTE_ADDR", "")
         if networks:
             client, via_proxy = client_address(peer, environ.get("HTTP_X_FORWARDED_FOR", ""), networks)

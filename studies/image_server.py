@@ -105,17 +105,20 @@ def _stored(ref: signing.ImageRef, max_age: int, cache: list) -> Answer | None:
     path = storage.default().local_filename(name)
     if path is not None:
         accel = _settings().accel
+        headers = [("Content-Type", "image/png"), *cache]
+        if accel:  # nginx sends the file: only whether it is there yet is ours to know
+            if not _is_stored(ref, name, path):
+                if ref.plane == "thumbnail":
+                    raise image_source.NotReady()
+                return None
+            return Answer(200, [*headers, ("X-Accel-Redirect", accel + name)], length=0)  # names need no quoting
         try:
-            stream = None if accel else open(path, "rb")
-            size = os.fstat(stream.fileno()).st_size if stream else os.stat(path).st_size
+            stream = open(path, "rb")
         except FileNotFoundError:
             if ref.plane == "thumbnail":
                 raise image_source.NotReady() from None
             return None
-        headers = [("Content-Type", "image/png"), *cache]
-        if accel:  # nginx sends the file
-            return Answer(200, [*headers, ("X-Accel-Redirect", accel + name)], length=0)  # names need no quoting
-        return Answer(200, headers, file=stream, length=size)
+        return Answer(200, headers, file=stream, length=os.fstat(stream.fileno()).st_size)
     if not _is_stored(ref, name):
         if ref.plane == "thumbnail":
             raise image_source.NotReady()
@@ -124,8 +127,9 @@ def _stored(ref: signing.ImageRef, max_age: int, cache: list) -> Answer | None:
     return Answer(302, [("Location", location), *cache[:1]])
 
 
-def _is_stored(ref: signing.ImageRef, name: str) -> bool:
-    """Whether a bucket holds the image: every image does once its version is complete."""
+def _is_stored(ref: signing.ImageRef, name: str, path: str | None = None) -> bool:
+    """Whether the storage holds the image: every image does once its version is complete (kept
+    per process: a version's images never change)."""
     key = (ref.series_id, ref.version)
     if _complete.get(key):
         return True
@@ -135,7 +139,7 @@ def _is_stored(ref: signing.ImageRef, name: str) -> bool:
                 _complete.clear()
             _complete[key] = True
         return True
-    return storage.exists(name)
+    return os.path.exists(path) if path else storage.exists(name)
 
 
 def _window(query: str) -> Window | None:
