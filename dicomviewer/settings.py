@@ -235,6 +235,10 @@ CELERY_TASK_EAGER_PROPAGATES = True
 
 # --- Uploads and ingest limits -------------------------------------------------------------
 MAX_UPLOAD_BYTES = env_int("MAX_UPLOAD_BYTES", 2 * 1024**3)
+# The web server (dicomviewer/web_worker.py) reads each request whole before a thread answers it:
+# its head within WEB_HEADER_TIMEOUT seconds, its body with pauses of at most WEB_BODY_TIMEOUT.
+WEB_HEADER_TIMEOUT = env_int("WEB_HEADER_TIMEOUT", 20)
+WEB_BODY_TIMEOUT = env_int("WEB_BODY_TIMEOUT", 60)
 # Bytes above this go to a temporary file in the scratch folder (then into the storage: a rename
 # when the storage is a folder on the same file system, an upload to the bucket otherwise).
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

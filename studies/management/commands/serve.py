@@ -27,7 +27,7 @@ def web_command(host: str, port: str, app: str = "dicomviewer.wsgi") -> list[str
         "--threads",
         os.environ.get("WEB_THREADS", "4"),
         "--worker-class",
-        "gthread",
+        "dicomviewer.web_worker.BufferingWorker",  # gthread; requests read whole before a thread takes them
         "--timeout",
         "900",
         "--config",

@@ -1,0 +1,343 @@
+"""gunicorn's threaded worker (gthread), with each request read whole before it takes a thread.
+
+gthread hands a connection to one of its threads as soon as the first bytes arrive, and the thread
+then blocks reading the rest: 8 clients that send half a request line and wait hold all 2x4 threads
+of ``serve web``, and nothing else is answered (issue 11). Here the worker's own event loop (its
+poller, which already watches every idle connection) reads the request head and then the body
+without blocking, as nginx does in front of the app in production, and only a complete request
+goes to a thread; a thread then never waits for a client to send. Bodies stay in memory up to
+1 MiB, then go to a temporary file (FILE_UPLOAD_TEMP_DIR), up to MAX_UPLOAD_BYTES (+1 MiB for the
+multipart envelope), chunked ones included (STOW-RS clients send those).
+
+- a head must be complete within WEB_HEADER_TIMEOUT seconds of the connection (or of its first
+  byte after a kept-alive response) and fit in 64 KiB (else 431);
+- a body may pause at most WEB_BODY_TIMEOUT seconds between two reads;
+- a larger Content-Length is answered 413 at once, a malformed chunked body 400; a connection
+  that runs out of time is closed.
+
+Everything else is gunicorn's: parsing, the WSGI environ, the access log, keep-alive, signals.
+Why this and not another server (measured with wrk, 16 clients on the viewer's signed image URLs,
+bench/run.py's serving part; figures in the README's Speed section): waitress buffers requests the
+same way but serves from one process; uvicorn + a WSGI adapter would change the access log, the
+hooks and the threads' body reads. This keeps gthread's figures (see ``BufferingWorker``).
+"""
+
+from __future__ import annotations
+
+import json
+import selectors
+import tempfile
+import time
+from functools import partial
+
+from gunicorn.http.unreader import SocketUnreader
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+HEAD_MAX = 64 * 1024  # nginx allows 4 x 8 KiB by default
+IN_MEMORY = 1024 * 1024
+RECV = 256 * 1024
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def limits() -> tuple[float, float, int, str | None]:
+    """(head timeout, body idle timeout, largest body, folder for large bodies): the Django settings
+    when the app is Django (dicomviewer.wsgi), defaults otherwise (bench/floor_server.py)."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return 20.0, 60.0, 2 * 1024**3 + IN_MEMORY, None
+    return (
+        float(settings.WEB_HEADER_TIMEOUT),
+        float(settings.WEB_BODY_TIMEOUT),
+        settings.MAX_UPLOAD_BYTES + IN_MEMORY,
+        settings.FILE_UPLOAD_TEMP_DIR,
+    )
+
+
+class BodyUnreader(SocketUnreader):
+    """gunicorn's socket reader, which first hands out the body the poller buffered."""
+
+    def __init__(self, sock):
+        super().__init__(sock)
+        self.spool = None
+
+    def chunk(self, size_hint=None):
+        if self.spool is not None:
+            # as much as the caller wants, within what gunicorn's socket reads take at once (more
+            # would be copied again by each small read after it)
+            data = self.spool.read(min(max(size_hint or 0, 64 * 1024), self.max_body_chunk))
+            if data:
+                return data
+            self.spool.close()
+            self.spool = None
+        return super().chunk(size_hint)
+
+    def take_buffered(self):
+        data = super().take_buffered()
+        if self.spool is not None:
+            data += self.spool.read()  # at most what a client pipelined behind its request
+            self.spool.close()
+            self.spool = None
+        return data
+
+
+class Chunked:
+    """Where a chunked body ends (RFC 9112 7.1), fed as it arrives; gunicorn de-chunks it later."""
+
+    def __init__(self):
+        self.line = b""  # a size or trailer line not yet complete
+        self.skip = 0  # chunk data (and its CRLF) still to come
+        self.trailers = False
+
+    def feed(self, data: bytes) -> int | None:
+        """The offset in ``data`` just past the body's end, or None while it goes on. Raises
+        ValueError for a malformed size line."""
+        at = 0
+        while at < len(data):
+            if self.skip:
+                taken = min(self.skip, len(data) - at)
+                self.skip -= taken
+                at += taken
+                continue
+            end = data.find(b"\n", at)
+            if end < 0:
+                self.line += data[at:]
+                if len(self.line) > 8192:
+                    raise ValueError("chunk line too long")
+                return None
+            line, self.line, at = (self.line + data[at:end]).rstrip(b"\r"), b"", end + 1
+            if self.trailers:
+                if not line:
+                    return at
+                continue
+            size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+            if size < 0:
+                raise ValueError("negative chunk size")
+            if size == 0:
+                self.trailers = True
+            else:
+                self.skip = size + 2
+        return None
+
+
+class Incoming:
+    """A connection whose request is being read by the poller."""
+
+    __slots__ = ("conn", "head", "body", "remaining", "chunked", "received", "deadline")
+
+    def __init__(self, conn, data: bytes, deadline: float):
+        self.conn = conn
+        self.head = bytearray(data)
+        self.body = None  # a SpooledTemporaryFile once the head is complete and a body follows
+        self.remaining = 0  # Content-Length bytes still to come
+        self.chunked = None
+        self.received = 0
+        self.deadline = deadline
+
+
+def framing(head: bytes) -> tuple[int | None, bool, bool]:
+    """(Content-Length, chunked, expects 100-continue) from a complete head. ValueError if the
+    framing is ambiguous or malformed (gunicorn would refuse it too)."""
+    length, chunked, expect = None, False, False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                raise ValueError("bad Content-Length")
+            length = int(value)
+        elif name == b"transfer-encoding":
+            if chunked or value.rsplit(b",", 1)[-1].strip() != b"chunked":
+                raise ValueError("unsupported Transfer-Encoding")
+            chunked = True
+        elif name == b"expect" and value == b"100-continue":
+            expect = True
+    if chunked and length is not None:
+        raise ValueError("both Content-Length and Transfer-Encoding")
+    return length, chunked, expect
+
+
+def without_expect(head: bytes) -> bytes:
+    """The head without its Expect line: the poller answered it already."""
+    lines = head.split(b"\r\n")
+    return b"\r\n".join(line for line in lines if not line.lower().startswith(b"expect:"))
+
+
+class BufferingWorker(ThreadWorker):
+    """gthread, whose poller reads each request whole (see the module's docstring).
+
+    Measured (wrk, 16 clients, random signed image URLs of a 500-slice series, 2 workers x 4
+    threads, bench/run.py's serving part): the same req/s and p99 as gthread within this
+    machine's noise (README, Speed)."""
+
+    def init_process(self):
+        self.incoming: dict[int, Incoming] = {}
+        self.next_expiry = 0.0
+        # TLS and HTTP/2 are negotiated by gunicorn in the thread: those connections keep its way
+        self.buffering = not self.cfg.is_ssl and self.cfg.http_protocols in ("h1", ["h1"], ("h1",))
+        super().init_process()
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.header_timeout, self.body_timeout, self.max_body, self.tmp_dir = limits()
+
+    # --- connections in, and back after a response ------------------------------------------
+
+    def accept(self, listener):
+        if not self.buffering:
+            return super().accept(listener)
+        try:
+            client, address = listener.accept()
+        except (BlockingIOError, ConnectionAbortedError, InterruptedError):
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client, address, listener.getsockname())  # non-blocking
+        self.read_request(conn, b"")
+
+    def on_client_socket_readable(self, conn, client):
+        if not self.buffering:
+            return super().on_client_socket_readable(conn, client)
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self.read_request(conn, b"", read_now=True)
+
+    def finish_request(self, conn, fs):
+        if not self.buffering or not self.alive or fs.cancelled() or fs.exception() or fs.result() is not True:
+            return super().finish_request(conn, fs)
+        leftover = conn.parser.unreader.take_buffered()  # a request pipelined behind this one
+        conn.sock.setblocking(False)
+        if leftover:
+            self.read_request(conn, leftover, read_now=False)
+            return
+        conn.set_timeout()
+        self.keepalived_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def read_request(self, conn, data: bytes, read_now: bool = False):
+        item = Incoming(conn, b"", time.monotonic() + self.header_timeout)
+        self.incoming[id(conn)] = item
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_incoming, item))
+        if data:
+            self.feed(item, data)
+        elif read_now:
+            self.on_incoming(item, conn.sock)
+
+    def on_incoming(self, item: Incoming, _sock):
+        want = RECV if item.body is None or item.chunked else min(RECV, item.remaining)
+        try:
+            data = item.conn.sock.recv(want)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close(item)
+            return
+        self.feed(item, data)
+
+    def feed(self, item: Incoming, data: bytes):
+        if item.body is None:
+            item.head += data
+            end = item.head.find(b"\r\n\r\n")
+            if end < 0:
+                if len(item.head) > HEAD_MAX:
+                    self.refuse(item, "431 Request Header Fields Too Large", "The request's header is too large.")
+                return
+            head, data = bytes(item.head[: end + 4]), bytes(item.head[end + 4 :])
+            try:
+                length, chunked, expect = framing(head)
+            except ValueError as exc:
+                self.refuse(item, "400 Bad Request", f"Malformed request: {exc}.")
+                return
+            if not length and not chunked:
+                item.head = bytearray(head + data)
+                self.dispatch(item)
+                return
+            if (length or 0) > self.max_body:
+                self.refuse(item, "413 Content Too Large", self.too_large())
+                return
+            if expect:
+                head = without_expect(head)
+                if not data and head.split(b"\r\n", 1)[0].endswith(b"HTTP/1.1"):
+                    try:
+                        item.conn.sock.send(CONTINUE)
+                    except OSError:
+                        pass
+            item.head = bytearray(head)
+            item.body = tempfile.SpooledTemporaryFile(IN_MEMORY, dir=self.tmp_dir)
+            item.remaining = length or 0
+            item.chunked = Chunked() if chunked else None
+        if data:
+            item.body.write(data)
+            item.received += len(data)
+            if item.received > self.max_body:
+                self.refuse(item, "413 Content Too Large", self.too_large())
+                return
+            if item.chunked is not None:
+                try:
+                    done = item.chunked.feed(data) is not None
+                except ValueError as exc:
+                    self.refuse(item, "400 Bad Request", f"Malformed chunked body: {exc}.")
+                    return
+            else:
+                item.remaining -= len(data)
+                done = item.remaining <= 0
+            if done:
+                self.dispatch(item)
+                return
+        item.deadline = time.monotonic() + self.body_timeout
+
+    def too_large(self) -> str:
+        return f"The request is larger than the limit of {self.max_body - IN_MEMORY:,} bytes."
+
+    def dispatch(self, item: Incoming):
+        """The whole request is here: to a thread, as gthread would hand it over."""
+        conn = item.conn
+        self.forget(item)
+        conn.init()  # HTTP/1 parser; blocking socket (for the response)
+        if not isinstance(conn.parser.unreader, BodyUnreader):
+            conn.parser.unreader = BodyUnreader(conn.sock)
+        if item.body is not None:
+            item.body.seek(0)
+            conn.parser.unreader.spool = item.body
+        conn.parser.unreader.unread(bytes(item.head))
+        conn.data_ready = True
+        self.enqueue_req(conn)
+
+    def forget(self, item: Incoming):
+        self.incoming.pop(id(item.conn), None)
+        try:
+            self.poller.unregister(item.conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def close(self, item: Incoming):
+        self.forget(item)
+        if item.body is not None:
+            item.body.close()
+        self.nr_conns -= 1
+        item.conn.close()
+
+    def refuse(self, item: Incoming, status: str, detail: str):
+        body = json.dumps({"detail": detail}).encode()
+        head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        try:
+            item.conn.sock.send(head.encode() + b"Connection: close\r\n\r\n" + body)
+        except OSError:
+            pass
+        self.log.info("Refused a request from %s: %s", item.conn.client, status)
+        self.close(item)
+
+    def murder_pending(self):
+        super().murder_pending()
+        now = time.monotonic()
+        if now < self.next_expiry and self.alive:
+            return
+        self.next_expiry = now + 0.5
+        # a stopping worker waits for bodies being received (up to graceful_timeout), not for heads
+        expired = [item for item in self.incoming.values() if item.deadline < now or not (self.alive or item.body)]
+        for item in expired:
+            self.log.debug("Closed a connection from %s: its request came too slowly", item.conn.client)
+            self.close(item)
