@@ -11,6 +11,9 @@ accesslog = "-"
 # no control socket: it would live in $HOME (an unprivileged, read-only container has none, and
 # two servers on one host would share it)
 control_socket_disable = True
+# gunicorn trusts no peer's X-Forwarded-Proto or SCRIPT_NAME headers (its default trusts 127.0.0.1:
+# any local user of a `make run` host): dicomviewer.front decides, from TRUSTED_PROXIES
+forwarded_allow_ips = ""
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 
 if os.environ.get("LOG_FORMAT") == "json":

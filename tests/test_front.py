@@ -10,10 +10,13 @@ import sys
 from urllib.parse import urlencode
 
 import pytest
+import requests
 
 from audit.models import AuditEvent
 from dicomviewer.front import RequestIdFilter, client_address, trusted_networks
 from tests.conftest import PASSWORD
+from tests.test_image_urls import volume  # noqa: F401  (a fixture)
+from tokens.services import token_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PROXIES = trusted_networks(("10.0.0.0/8", "203.0.113.10"))
@@ -134,3 +137,46 @@ def test_every_log_line_of_a_request_carries_its_id(settings):
     outside = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
     RequestIdFilter().filter(outside)
     assert outside.request_id == "-"
+
+
+def test_dicomweb_uris_take_the_forwarded_host_only_from_a_trusted_proxy(user, volume, settings):  # noqa: F811
+    """Through the deployed WSGI stack (dicomviewer.wsgi): Front, then Django, then DICOMweb."""
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "viewer.example.org"]
+    settings.DICOMWEB_BULKDATA_THRESHOLD = 16
+    _token, key = token_create(user=user, name="viewer")
+    study = volume.study.study_instance_uid
+    forwarded = {
+        "Authorization": f"Bearer {key}",
+        "X-Forwarded-Host": "viewer.example.org",
+        "X-Forwarded-Proto": "https",
+    }
+
+    def uris(peer: str, **more) -> tuple[str, str]:
+        status, _headers, content, _ = call("/dicomweb/studies", peer=peer, headers={**forwarded, **more})
+        assert status == 200, content
+        retrieve = json.loads(content)[0]["00081190"]["Value"][0]
+        status, _headers, content, _ = call(f"/dicomweb/studies/{study}/metadata", peer=peer, headers=forwarded)
+        assert status == 200, content
+        return retrieve, json.loads(content)[0]["7FE00010"]["BulkDataURI"]
+
+    for uri in uris("198.51.100.7"):  # a client's own headers: the Host it sent, plain HTTP
+        assert uri.startswith(f"http://localhost/dicomweb/studies/{study}"), uri
+    for uri in uris("10.0.0.5", **{"X-Forwarded-For": "198.51.100.7"}):  # nginx's
+        assert uri.startswith(f"https://viewer.example.org/dicomweb/studies/{study}"), uri
+
+
+def test_a_local_client_cannot_forward_a_scheme_or_script_name_through_gunicorn(user, volume, tmp_path, media_root):  # noqa: F811
+    """gunicorn itself trusts 127.0.0.1's X-Forwarded-Proto and SCRIPT_NAME unless told not to."""
+    from tests.test_slow_clients import web
+
+    _token, key = token_create(user=user, name="viewer")
+    server = web(tmp_path, media_root)
+    try:
+        headers = {"Authorization": f"Bearer {key}", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+        for more in ({}, {"SCRIPT_NAME": "/evil"}):
+            response = requests.get(f"{server.url}/dicomweb/studies", headers={**headers, **more}, timeout=10)
+            assert response.status_code == 200, response.text
+            assert response.json()[0]["00081190"]["Value"][0].startswith(f"{server.url}/dicomweb/studies/")
+    finally:
+        server.stop()
