@@ -58,8 +58,10 @@ def test_fifty_slow_clients_do_not_stop_healthz_or_images(api, volume, tmp_path,
     slow = []
     try:
         for k in range(50):
-            if k % 3 == 0:
+            if k % 6 == 0:
                 slow.append(connect(server.port, b"GET /healthz HT"))  # a partial request line
+            elif k % 6 == 3:
+                slow.append(connect(server.port, b"\r\n\r\nGET /healthz HT"))  # after empty lines
             elif k % 3 == 1:
                 slow.append(connect(server.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "))
             else:
