@@ -6,7 +6,7 @@ export VAR_DIR ?= var
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 
-.PHONY: run demo test install lint check check-runtime bench clean
+.PHONY: run secret demo test install lint check check-runtime bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 install: $(VENV)/.installed
 
 # Local defaults: a generated secret key kept in var/, plain HTTP cookies on localhost.
-run: install
-	@mkdir -p $(VAR_DIR)
-	@test -s $(VAR_DIR)/secret_key || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(VAR_DIR)/secret_key
-	SECURE_COOKIES=$${SECURE_COOKIES:-0} sh -c '\
+# Everything it creates is the user's alone (umask 077; the storage folder: MEDIA_FILE_MODE).
+run: install secret
+	SECURE_COOKIES=$${SECURE_COOKIES:-0} sh -c 'umask 077 && \
 		$(PY) manage.py migrate --noinput && \
 		$(PY) manage.py ensure_admin && \
 		exec $(PY) manage.py serve all'
+
+secret:
+	@umask 077 && mkdir -p $(VAR_DIR) && chmod 700 $(VAR_DIR)
+	@umask 077 && test -s $(VAR_DIR)/secret_key || \
+		$(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(VAR_DIR)/secret_key
+	@chmod 600 $(VAR_DIR)/secret_key
 
 # A synthetic CT for a newcomer to look at (run beside `make run`, whose worker ingests it).
 DEMO_USER ?= admin

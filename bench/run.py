@@ -72,6 +72,7 @@ def prepare_environment(scratch: Path) -> dict:
         SECRET_KEY="bench-" + "k" * 50,
         CELERY_QUEUE=f"bench-{os.getpid()}",
         DEBUG="0",
+        MEDIA_FILE_MODE="0644",  # nginx's workers (another user) send the files in the nginx rounds
     )
     if os.environ.get("DATABASE_URL"):
         import dj_database_url

@@ -122,6 +122,10 @@ MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"  # never served publicly; images go through signed or permission-checked URLs
 # Behind nginx: the internal location that maps to MEDIA_ROOT (see deploy/nginx.conf).
 MEDIA_ACCEL_REDIRECT = env("MEDIA_ACCEL_REDIRECT", "")
+# Mode of the storage folder's files (its folders: the same, plus x where r): owner-only, unless
+# nginx, another user, sends them (MEDIA_ACCEL_REDIRECT set): then readable by all; 0640 with
+# nginx in the app's group.
+MEDIA_FILE_MODE = int(env("MEDIA_FILE_MODE", "0644" if MEDIA_ACCEL_REDIRECT else "0600"), 8)
 AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME")
 AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL") or None  # MinIO, Ceph, ...; empty: AWS itself
 AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME") or None
@@ -166,7 +170,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step
 for _folder in (VAR_DIR, SCRATCH_DIR / "tmp"):
-    _folder.mkdir(parents=True, exist_ok=True)
+    _folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # the key, the database: the owner's only
 try:  # WhiteNoise looks here too; a read-only install (a container) has none, and needs none
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 except OSError:

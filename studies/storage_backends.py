@@ -4,7 +4,8 @@ done, copies to and from local files, streaming reads, deleting a prefix, listin
 and (S3) presigned URLs.
 
 - ``MediaFileSystemStorage``: a folder (MEDIA_ROOT). Files are written to a temporary name and
-  renamed, readable by the group and others (nginx's workers run as another user).
+  renamed, with MEDIA_FILE_MODE: owner-only, or readable by nginx's workers (another user) when
+  nginx sends them.
 - ``MediaS3Storage``: an S3-compatible bucket through django-storages and boto3. Objects are
   private; browsers get them through presigned URLs. Failures to reach the endpoint, a missing
   bucket and refused credentials raise ``StorageUnavailable`` with a message that says which.
@@ -22,8 +23,15 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 
-FILE_MODE = 0o644
-DIR_MODE = 0o755
+
+def file_mode() -> int:
+    return settings.MEDIA_FILE_MODE
+
+
+def dir_mode() -> int:
+    """MEDIA_FILE_MODE, with x for the owner and wherever it gives r (0600 -> 0700, 0644 -> 0755)."""
+    mode = settings.MEDIA_FILE_MODE
+    return mode | 0o700 | ((mode & 0o044) >> 2)
 
 
 class StorageUnavailable(Exception):
@@ -36,8 +44,6 @@ class MediaFileSystemStorage(FileSystemStorage):
     kind = "local"
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("file_permissions_mode", FILE_MODE)
-        kwargs.setdefault("directory_permissions_mode", DIR_MODE)
         kwargs.setdefault("allow_overwrite", True)
         super().__init__(**kwargs)
 
@@ -50,13 +56,20 @@ class MediaFileSystemStorage(FileSystemStorage):
 
     def _scratch_dir_for(self, name: str) -> Path:
         folder = Path(self.path(name)).parent
-        folder.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        if not folder.is_dir():
+            missing = [folder, *(parent for parent in folder.parents if not parent.exists())]
+            for created in reversed(missing):
+                try:
+                    created.mkdir()
+                except FileExistsError:
+                    continue
+                os.chmod(created, dir_mode())  # whatever the process's umask
         return folder
 
     @staticmethod
     def _publish(temporary: Path, final) -> None:
         try:
-            os.chmod(temporary, FILE_MODE)
+            os.chmod(temporary, file_mode())
             os.replace(temporary, final)
         except BaseException:
             temporary.unlink(missing_ok=True)
@@ -90,7 +103,7 @@ class MediaFileSystemStorage(FileSystemStorage):
         folder = self._scratch_dir_for(name)
         if move:
             try:
-                os.chmod(source, FILE_MODE)
+                os.chmod(source, file_mode())
                 os.replace(source, self.path(name))
                 return
             except OSError:

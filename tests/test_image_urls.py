@@ -147,7 +147,7 @@ def test_behind_nginx_the_bytes_are_sent_by_nginx(api, volume, settings):
     assert response.status_code == 200 and response.content == b""
     name = storage.image_name(volume.pk, volume.render_version, "axial", 4)
     assert response["X-Accel-Redirect"] == f"/protected-media/{name}"
-    assert (storage.local_path(name).stat().st_mode & 0o777) == 0o644  # nginx's workers can read it
+    assert (storage.local_path(name).stat().st_mode & 0o777) == 0o600  # MEDIA_FILE_MODE: see test_file_modes
 
 
 def wsgi_get(path: str, host: str = "localhost", https: bool = False, method: str = "GET"):

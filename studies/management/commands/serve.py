@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -69,6 +70,26 @@ def check_storage() -> None:
         raise CommandError(f"The file storage cannot be used: {exc}.") from None
 
 
+def private_files() -> None:
+    """What this command's processes create is their user's alone (umask 077): the SQLite file,
+    the local broker, caches, scratch files. Storage files get MEDIA_FILE_MODE explicitly (nginx
+    may have to read them); VAR_DIR and a storage folder from before are brought to the same."""
+    from django.conf import settings
+
+    from studies.storage_backends import dir_mode
+
+    os.umask(0o077)
+    database = settings.DATABASES["default"]
+    sqlite = [Path(database["NAME"])] if database["ENGINE"].endswith("sqlite3") else []
+    owned = [(settings.VAR_DIR, 0o700), (settings.MEDIA_ROOT, dir_mode()), (settings.SECRET_KEY_FILE, 0o600)]
+    for path, mode in owned + [(path, 0o600) for path in sqlite]:
+        try:
+            if path.stat().st_uid == os.geteuid():
+                path.chmod(mode)
+        except OSError:
+            pass  # not there (yet), or not ours
+
+
 def metrics_dir(role: str) -> None:
     """Where this invocation's processes keep their Prometheus samples (dicomviewer/metrics.py),
     emptied now: samples of processes that are gone must not be added up with the living ones."""
@@ -91,6 +112,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
 
     def handle(self, *args, role, host, port, **options):
+        private_files()
         check_storage()
         metrics_dir(role)
         commands = {}
