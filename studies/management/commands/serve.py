@@ -112,8 +112,8 @@ class Command(BaseCommand):
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
 
     def handle(self, *args, role, host, port, **options):
-        private_files()
         check_storage()
+        private_files()
         metrics_dir(role)
         commands = {}
         if role in ("all", "web"):
