@@ -173,8 +173,11 @@ class BufferingWorker(ThreadWorker):
     6 rounds of 8 s alternating between two ``serve web`` commands that differ only in
     ``--worker-class``, on the 2-core machine while other jobs kept its load average near 10:
     gthread median 507 req/s, p99 159 ms, 1227 us of server CPU per request; this worker median
-    786 req/s, p99 117 ms, 1123 us. A first version that registered every request with the poller
-    cost 13% more CPU per request; a request that arrives whole now skips the registration."""
+    786 req/s, p99 117 ms, 1123 us (a second run: 576 / 759 req/s, p99 111 / 114 ms, 1029 /
+    990 us). Load from elsewhere moves each round by 2x, so only the alternation compares; on a
+    quiet machine gthread served 1791 req/s here, p99 42 ms. A first version that registered
+    every request with the poller cost 13% more CPU a request; one that arrives whole now skips
+    the registration."""
 
     def init_process(self):
         self.incoming: dict[int, Incoming] = {}
