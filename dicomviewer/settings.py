@@ -287,6 +287,9 @@ RATE_LIMITS = {  # per client; an empty value turns a limit off
     "upload": os.environ.get("RATE_LIMIT_UPLOAD", "300/hour"),
 }
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)  # admins create accounts unless this is on
+# share with any active user by name (which tells owners which usernames exist); off: with the
+# members of one's own groups (see studies.selectors.share_users_for)
+SHARE_WITH_ANY_USER = env_bool("SHARE_WITH_ANY_USER", False)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

@@ -20,6 +20,12 @@ def study(user, tmp_path, eager_celery) -> Study:
     return Study.objects.get(owner=user)
 
 
+@pytest.fixture
+def colleagues(user, other_user):
+    """alice and bob work in one group: each may share with the other."""
+    Group.objects.create(name="ward").user_set.add(user, other_user)
+
+
 @pytest.fixture(autouse=True)
 def fresh_limits():
     cache.clear()
@@ -27,7 +33,7 @@ def fresh_limits():
     cache.clear()
 
 
-def test_owner_shares_and_takes_back_through_the_api(study, user, other_user):
+def test_owner_shares_and_takes_back_through_the_api(study, user, other_user, colleagues):
     owner, friend = api_client_for(user), api_client_for(other_user)
     assert friend.get(f"/api/studies/{study.pk}/").status_code == 404
     created = owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json")
@@ -54,12 +60,12 @@ def test_owner_shares_and_takes_back_through_the_api(study, user, other_user):
         ({"username": "alice"}, 409, "owner already sees"),
     ],
 )
-def test_bad_shares_are_refused_with_a_reason(study, user, other_user, body, status, message):
+def test_bad_shares_are_refused_with_a_reason(study, user, other_user, colleagues, body, status, message):
     response = api_client_for(user).post(f"/api/studies/{study.pk}/shares/", body, format="json")
     assert response.status_code == status and message in response.json()["detail"]
 
 
-def test_sharing_twice_is_refused(study, user, other_user):
+def test_sharing_twice_is_refused(study, user, other_user, colleagues):
     owner = api_client_for(user)
     assert owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json").status_code == 201
     again = owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json")
@@ -70,9 +76,32 @@ def test_strangers_cannot_learn_about_shares(study, other_user):
     assert api_client_for(other_user).get(f"/api/studies/{study.pk}/shares/").status_code == 404
 
 
+def test_sharing_does_not_tell_which_usernames_exist(study, user, other_user, django_user_model, settings):
+    """bob has an account but shares no group with alice: she may not name him, and the answer is
+    the one an unknown name gets. Members of her groups she may name; groups only her own."""
+    owner = api_client_for(user)
+    Group.objects.create(name="pathology")
+
+    def answer(**body):
+        response = owner.post(f"/api/studies/{study.pk}/shares/", body, format="json")
+        return response.status_code, response.json()["detail"].replace("bob", "X").replace("nobody", "X")
+
+    assert (
+        answer(username="bob") == answer(username="nobody") == (404, "There is no active user 'X' you can share with.")
+    )
+    assert answer(group="pathology")[0] == 404 and "you can share with" in answer(group="pathology")[1]
+    assert not StudyShare.objects.exists()
+    carol = django_user_model.objects.create_user("carol", password=PASSWORD)
+    Group.objects.create(name="ward").user_set.add(user, carol)
+    assert owner.post(f"/api/studies/{study.pk}/shares/", {"username": "carol"}, format="json").status_code == 201
+    assert owner.post(f"/api/studies/{study.pk}/shares/", {"group": "ward"}, format="json").status_code == 201
+    settings.SHARE_WITH_ANY_USER = True
+    assert owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json").status_code == 201
+
+
 def test_owner_shares_with_a_group_on_the_study_page(study, user, django_user_model):
     member = django_user_model.objects.create_user("carol", password=PASSWORD)
-    Group.objects.create(name="radiology").user_set.add(member)
+    Group.objects.create(name="radiology").user_set.add(member, user)
     owner = Client()
     owner.force_login(user)
     page = owner.get(f"/studies/{study.pk}/")
