@@ -283,6 +283,8 @@ AXES_CLIENT_IP_CALLABLE = "dicomviewer.security.client_address"
 AXES_VERBOSE = False
 RATE_LIMITS = {  # per client; an empty value turns a limit off
     "login": os.environ.get("RATE_LIMIT_LOGIN", "30/minute"),
+    "password_reset": os.environ.get("RATE_LIMIT_PASSWORD_RESET", "10/hour"),  # posts per address
+    "password_reset_account": os.environ.get("RATE_LIMIT_PASSWORD_RESET_ACCOUNT", "3/hour"),  # per e-mail
     "token": os.environ.get("RATE_LIMIT_TOKEN", "30/minute"),
     "upload": os.environ.get("RATE_LIMIT_UPLOAD", "300/hour"),
 }

@@ -153,6 +153,43 @@ def test_sign_in_posts_are_rate_limited_per_address(user, settings):
     )
 
 
+def test_admin_sign_in_posts_share_the_per_address_limit(user, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login": "3/day"}
+    sprayer = Client()
+    codes = [sprayer.post("/admin/login/", {"username": f"u{i}", "password": "Winter26"}).status_code for i in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = sprayer.post("/admin/login/", {"username": "alice", "password": PASSWORD})
+    assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+    assert b"Too many sign-in attempts from your address" in limited.content
+    # one budget for both sign-in forms
+    assert sprayer.post("/accounts/login/", {"username": "alice", "password": PASSWORD}).status_code == 429
+
+
+def test_password_reset_posts_are_limited_per_address_and_per_account(user, settings):
+    from django.core import mail
+
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "password_reset": "3/day", "password_reset_account": "2/day"}
+    user.email = "alice@example.org"
+    user.save()
+    one = Client()
+    codes = [one.post("/accounts/password_reset/", {"email": f"x{i}@example.org"}).status_code for i in range(4)]
+    assert codes == [302, 302, 302, 429]
+    limited = one.post("/accounts/password_reset/", {"email": "alice@example.org"})
+    assert limited.status_code == 429 and b"Too many password reset requests from your address" in limited.content
+    # many addresses, one person: at most two mails to alice
+    codes = [
+        Client(REMOTE_ADDR=f"10.0.1.{i}").post("/accounts/password_reset/", {"email": " Alice@Example.org"}).status_code
+        for i in range(4)
+    ]
+    assert codes == [302, 302, 429, 429]
+    assert len([m for m in mail.outbox if "alice@example.org" in m.to]) == 2
+    limited = Client(REMOTE_ADDR="10.0.2.1").post("/accounts/password_reset/", {"email": "ALICE@example.org"})
+    assert b"Too many password reset requests for this account" in limited.content
+    # other people are not held up by it
+    other = Client(REMOTE_ADDR="10.0.2.2").post("/accounts/password_reset/", {"email": "bob@example.org"})
+    assert other.status_code == 302
+
+
 def test_sign_up_is_off_by_default(client):
     assert client.get("/accounts/signup/").status_code == 404
     assert b"Create an account" not in client.get("/accounts/login/").content
