@@ -45,6 +45,8 @@ class AuditEvent(models.Model):
         SHARE_REMOVE = "share_remove", "Share removed"
         TOKEN_CREATE = "token_create", "API token created"
         TOKEN_REVOKE = "token_revoke", "API token revoked"
+        PASSWORD_CHANGE = "password_change", "Password changed"
+        PASSWORD_RESET = "password_reset", "Password reset"
         ADMIN_CHANGE = "admin_change", "Admin change"
         AUDIT_READ = "audit_read", "Audit log read"
         AUDIT_EXPORT = "audit_export", "Audit log exported"

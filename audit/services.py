@@ -38,6 +38,8 @@ EVENT_CODES = {
     A.SHARE_REMOVE: ("110113", "U"),
     A.TOKEN_CREATE: ("110113", "C"),
     A.TOKEN_REVOKE: ("110113", "D"),
+    A.PASSWORD_CHANGE: ("110113", "U"),  # Security Alert (user security attributes changed)
+    A.PASSWORD_RESET: ("110113", "U"),
     A.ADMIN_CHANGE: ("110113", "U"),
     A.AUDIT_READ: ("110101", "R"),  # Audit Log Used
     A.AUDIT_EXPORT: ("110101", "R"),
@@ -53,6 +55,13 @@ def client_ip(request) -> str | None:
     if request is None:
         return None
     return request.META.get("REMOTE_ADDR") or None
+
+
+def acting_user(request, fallback):
+    """Who did an act on an account: the request's signed-in user, else the account itself (a
+    reset through the mailed link, a management command)."""
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else fallback
 
 
 def describe(obj) -> dict:

@@ -6,8 +6,10 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from audit.middleware import current_request
 from audit.models import AuditEvent
-from audit.services import record
+from audit.services import acting_user, record
+from dicomviewer.credentials import PASSWORD_CHANGE, PASSWORD_RESET, credentials_changed
 
 A = AuditEvent.Action
 
@@ -41,6 +43,7 @@ def on_admin_change(sender, instance, created, **kwargs):
     flag = {1: "added", 2: "changed", 3: "deleted"}.get(instance.action_flag, "changed")
     record(
         A.ADMIN_CHANGE,
+        request=current_request(),  # the client's address and user agent
         user=instance.user,
         object_type=instance.content_type.model if instance.content_type else "",
         object_id=str(instance.object_id or "")[:64],
@@ -53,3 +56,14 @@ def on_lockout(sender, request, username, ip_address, **kwargs):
     record(
         A.LOCKOUT, request=request, user=None, username=str(username or "")[:150], outcome=AuditEvent.Outcome.FAILURE
     )
+
+
+@receiver(credentials_changed, dispatch_uid="audit-password-change")
+def on_password_set(sender, user, reason, request=None, **kwargs):
+    """A password changed (by its user, an administrator, a command) or reset through the mailed
+    link; the event names the account, and its user is whoever did it (the account itself when
+    nobody is signed in: a reset, a command)."""
+    if reason not in (PASSWORD_CHANGE, PASSWORD_RESET):
+        return
+    action = A.PASSWORD_RESET if reason == PASSWORD_RESET else A.PASSWORD_CHANGE
+    record(action, request=request, user=acting_user(request, user), obj=user)

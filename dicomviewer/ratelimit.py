@@ -1,9 +1,11 @@
-"""Rate limits on sign-in, token creation and uploads: a fixed-window counter per client in the
-shared cache (so the limit holds across all server processes). Rates are "N/second|minute|hour".
+"""Rate limits on sign-in, password reset, token creation and uploads: a fixed-window counter per
+client in the shared cache (so the limit holds across all server processes). Rates are
+"N/second|minute|hour|day".
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from django.conf import settings
@@ -59,22 +61,43 @@ class UnsafeMethodRateThrottle(BaseThrottle):
 
 
 class LoginRateLimitMiddleware:
-    """Sign-in and sign-up form posts, per client address (django-axes locks per account)."""
+    """Form posts that try passwords or send mail, per client address: sign-in (the site's and the
+    admin's, one budget), sign-up, and password reset, which is also limited per e-mail address
+    asked for, however many clients ask (django-axes locks sign-ins per account)."""
 
-    PATHS = ("/accounts/login/", "/accounts/signup/")
+    LOGIN_PATHS = ("/accounts/login/", "/accounts/signup/", "/admin/login/")
+    RESET_PATH = "/accounts/password_reset/"
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.method == "POST" and request.path in self.PATHS:
-            wait = hit("login", f"ip:{request.META.get('REMOTE_ADDR', '')}")
-            if wait is not None:
-                message = f"Too many sign-in attempts from your address. Try again in {wait} seconds."
-                response = render(request, "registration/lockout.html", {"message": message}, status=429)
+        if request.method == "POST":
+            refusal = self.refusal(request)
+            if refusal is not None:
+                wait, message = refusal
+                context = {"message": f"{message} Try again in {wait} seconds."}
+                if request.path == self.RESET_PATH:
+                    context["heading"] = "Password reset paused"
+                response = render(request, "registration/lockout.html", context, status=429)
                 response["Retry-After"] = str(wait)
                 return response
         return self.get_response(request)
+
+    def refusal(self, request) -> tuple[int, str] | None:
+        address = f"ip:{request.META.get('REMOTE_ADDR', '')}"
+        if request.path in self.LOGIN_PATHS:
+            wait = hit("login", address)
+            return None if wait is None else (wait, "Too many sign-in attempts from your address.")
+        if request.path != self.RESET_PATH:
+            return None
+        wait = hit("password_reset", address)
+        if wait is not None:
+            return wait, "Too many password reset requests from your address."
+        # the form matches e-mail addresses without regard to case or surrounding blanks
+        email = str(request.POST.get("email", "")).strip().lower()
+        wait = hit("password_reset_account", "email:" + hashlib.sha256(email.encode()).hexdigest())
+        return None if wait is None else (wait, "Too many password reset requests for this account.")
 
 
 def too_many(wait: int) -> JsonResponse:

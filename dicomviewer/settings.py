@@ -68,7 +68,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served from here, no CDN
@@ -88,6 +87,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "audit.middleware.CurrentRequestMiddleware",  # events written from model signals know the client
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "dicomviewer.security.ContentSecurityPolicyMiddleware",
@@ -291,10 +291,15 @@ AXES_CLIENT_IP_CALLABLE = "dicomviewer.security.client_address"
 AXES_VERBOSE = False
 RATE_LIMITS = {  # per client; an empty value turns a limit off
     "login": os.environ.get("RATE_LIMIT_LOGIN", "30/minute"),
+    "password_reset": os.environ.get("RATE_LIMIT_PASSWORD_RESET", "10/hour"),  # posts per address
+    "password_reset_account": os.environ.get("RATE_LIMIT_PASSWORD_RESET_ACCOUNT", "3/hour"),  # per e-mail
     "token": os.environ.get("RATE_LIMIT_TOKEN", "30/minute"),
     "upload": os.environ.get("RATE_LIMIT_UPLOAD", "300/hour"),
 }
 ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)  # admins create accounts unless this is on
+# share with any active user by name (which tells owners which usernames exist); off: with the
+# members of one's own groups (see studies.selectors.share_users_for)
+SHARE_WITH_ANY_USER = env_bool("SHARE_WITH_ANY_USER", False)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

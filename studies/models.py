@@ -217,6 +217,7 @@ class Upload(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("rerun_upload", "Can re-run the ingest of anyone's upload")]
         indexes = [models.Index(fields=["owner", "-created_at"]), models.Index(fields=["status"])]
         constraints = [
             models.CheckConstraint(condition=Q(progress__lte=100), name="upload_progress_at_most_100"),

@@ -1,13 +1,21 @@
-"""What a user may see and change. Every page, API and DICOMweb answer, image and download
-goes through these querysets; anything outside them answers 404.
+"""What a user may see and change: the one home of these rules. Every page, API and DICOMweb
+answer, image, download and admin action goes through these querysets and checks; anything
+outside what a user may see answers 404, what they see but may not change 403.
 
 - A study belongs to the user who uploaded it (its owner).
-- The owner may share it read-only with users and groups.
-- Staff see everything (read-only unless they own it, except that staff may delete).
+- Only the owner shares it (read-only) and takes shares back, with users and groups it may name
+  (``share_users_for``, ``share_groups_for``): superusers and staff included.
+- Staff see everything, read-only.
+- Owners delete their studies and series and re-run their uploads. Anyone else's need a Django
+  permission: ``studies.delete_study``, ``studies.delete_series``, ``studies.rerun_upload``
+  (superusers hold every permission).
 """
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 
 from studies.models import Instance, Patient, Series, Study, StudyShare, Upload
@@ -22,13 +30,48 @@ def studies_visible_to(user) -> QuerySet[Study]:
     return Study.objects.filter(Q(owner=user) | Q(pk__in=shared))
 
 
-def studies_editable_by(user) -> QuerySet[Study]:
-    """Studies the user may delete or share: their own; staff may delete any."""
-    if user is None or not user.is_authenticated or not user.is_active:
-        return Study.objects.none()
-    if user.is_staff:
-        return Study.objects.all()
-    return Study.objects.filter(owner=user)
+def _active(user) -> bool:
+    return user is not None and user.is_authenticated and user.is_active
+
+
+def can_share_study(user, study: Study) -> bool:
+    """Only the owner lists, adds and takes back the shares of a study."""
+    return _active(user) and study.owner_id == user.pk
+
+
+def can_delete_study(user, study: Study) -> bool:
+    return _active(user) and (study.owner_id == user.pk or user.has_perm("studies.delete_study"))
+
+
+def can_delete_series(user, series: Series) -> bool:
+    return _active(user) and (series.study.owner_id == user.pk or user.has_perm("studies.delete_series"))
+
+
+def can_rerun_upload(user, upload: Upload) -> bool:
+    return _active(user) and (upload.owner_id == user.pk or user.has_perm("studies.rerun_upload"))
+
+
+def share_users_for(user) -> QuerySet:
+    """Whom ``user`` may name in a share: the active members of their groups, or any active user
+    for those who may list accounts anyway (``auth.view_user``; superusers) and when
+    SHARE_WITH_ANY_USER is on. Any other name, whether an account or not, gets the same answer as
+    an unknown one, so that sharing tells nobody which usernames exist."""
+    users = get_user_model().objects.filter(is_active=True)
+    if not _active(user):
+        return users.none()
+    if settings.SHARE_WITH_ANY_USER or user.has_perm("auth.view_user"):
+        return users
+    return users.filter(groups__in=user.groups.all()).distinct()
+
+
+def share_groups_for(user) -> QuerySet[Group]:
+    """The groups ``user`` may share with: their own; any group for those who may list groups
+    (``auth.view_group``) and when SHARE_WITH_ANY_USER is on."""
+    if not _active(user):
+        return Group.objects.none()
+    if settings.SHARE_WITH_ANY_USER or user.has_perm("auth.view_group"):
+        return Group.objects.all()
+    return user.groups.all()
 
 
 def series_visible_to(user) -> QuerySet[Series]:
@@ -49,10 +92,6 @@ def uploads_visible_to(user) -> QuerySet[Upload]:
     if user.is_staff:
         return Upload.objects.all()
     return Upload.objects.filter(owner=user)
-
-
-def can_edit_study(user, study: Study) -> bool:
-    return studies_editable_by(user).filter(pk=study.pk).exists()
 
 
 def visible_series(user, pk: int) -> Series | None:

@@ -63,12 +63,13 @@ def other_user(django_user_model):
 
 
 def api_client_for(user):
-    from rest_framework.authtoken.models import Token
+    """An API client that sends a new API token of ``user`` (the project's own, hashed tokens)."""
     from rest_framework.test import APIClient
 
+    from tokens.services import token_create
+
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(user=user, name='tests')[1]}")
     return client
 
 

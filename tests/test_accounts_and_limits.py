@@ -20,6 +20,12 @@ def study(user, tmp_path, eager_celery) -> Study:
     return Study.objects.get(owner=user)
 
 
+@pytest.fixture
+def colleagues(user, other_user):
+    """alice and bob work in one group: each may share with the other."""
+    Group.objects.create(name="ward").user_set.add(user, other_user)
+
+
 @pytest.fixture(autouse=True)
 def fresh_limits():
     cache.clear()
@@ -27,7 +33,7 @@ def fresh_limits():
     cache.clear()
 
 
-def test_owner_shares_and_takes_back_through_the_api(study, user, other_user):
+def test_owner_shares_and_takes_back_through_the_api(study, user, other_user, colleagues):
     owner, friend = api_client_for(user), api_client_for(other_user)
     assert friend.get(f"/api/studies/{study.pk}/").status_code == 404
     created = owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json")
@@ -54,12 +60,12 @@ def test_owner_shares_and_takes_back_through_the_api(study, user, other_user):
         ({"username": "alice"}, 409, "owner already sees"),
     ],
 )
-def test_bad_shares_are_refused_with_a_reason(study, user, other_user, body, status, message):
+def test_bad_shares_are_refused_with_a_reason(study, user, other_user, colleagues, body, status, message):
     response = api_client_for(user).post(f"/api/studies/{study.pk}/shares/", body, format="json")
     assert response.status_code == status and message in response.json()["detail"]
 
 
-def test_sharing_twice_is_refused(study, user, other_user):
+def test_sharing_twice_is_refused(study, user, other_user, colleagues):
     owner = api_client_for(user)
     assert owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json").status_code == 201
     again = owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json")
@@ -70,9 +76,32 @@ def test_strangers_cannot_learn_about_shares(study, other_user):
     assert api_client_for(other_user).get(f"/api/studies/{study.pk}/shares/").status_code == 404
 
 
+def test_sharing_does_not_tell_which_usernames_exist(study, user, other_user, django_user_model, settings):
+    """bob has an account but shares no group with alice: she may not name him, and the answer is
+    the one an unknown name gets. Members of her groups she may name; groups only her own."""
+    owner = api_client_for(user)
+    Group.objects.create(name="pathology")
+
+    def answer(**body):
+        response = owner.post(f"/api/studies/{study.pk}/shares/", body, format="json")
+        return response.status_code, response.json()["detail"].replace("bob", "X").replace("nobody", "X")
+
+    assert (
+        answer(username="bob") == answer(username="nobody") == (404, "There is no active user 'X' you can share with.")
+    )
+    assert answer(group="pathology")[0] == 404 and "you can share with" in answer(group="pathology")[1]
+    assert not StudyShare.objects.exists()
+    carol = django_user_model.objects.create_user("carol", password=PASSWORD)
+    Group.objects.create(name="ward").user_set.add(user, carol)
+    assert owner.post(f"/api/studies/{study.pk}/shares/", {"username": "carol"}, format="json").status_code == 201
+    assert owner.post(f"/api/studies/{study.pk}/shares/", {"group": "ward"}, format="json").status_code == 201
+    settings.SHARE_WITH_ANY_USER = True
+    assert owner.post(f"/api/studies/{study.pk}/shares/", {"username": "bob"}, format="json").status_code == 201
+
+
 def test_owner_shares_with_a_group_on_the_study_page(study, user, django_user_model):
     member = django_user_model.objects.create_user("carol", password=PASSWORD)
-    Group.objects.create(name="radiology").user_set.add(member)
+    Group.objects.create(name="radiology").user_set.add(member, user)
     owner = Client()
     owner.force_login(user)
     page = owner.get(f"/studies/{study.pk}/")
@@ -122,6 +151,43 @@ def test_sign_in_posts_are_rate_limited_per_address(user, settings):
         Client(REMOTE_ADDR="10.0.0.9").post("/accounts/login/", {"username": "alice", "password": PASSWORD}).status_code
         == 302
     )
+
+
+def test_admin_sign_in_posts_share_the_per_address_limit(user, settings):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login": "3/day"}
+    sprayer = Client()
+    codes = [sprayer.post("/admin/login/", {"username": f"u{i}", "password": "Winter26"}).status_code for i in range(4)]
+    assert codes == [200, 200, 200, 429]
+    limited = sprayer.post("/admin/login/", {"username": "alice", "password": PASSWORD})
+    assert limited.status_code == 429 and int(limited["Retry-After"]) > 0
+    assert b"Too many sign-in attempts from your address" in limited.content
+    # one budget for both sign-in forms
+    assert sprayer.post("/accounts/login/", {"username": "alice", "password": PASSWORD}).status_code == 429
+
+
+def test_password_reset_posts_are_limited_per_address_and_per_account(user, settings):
+    from django.core import mail
+
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "password_reset": "3/day", "password_reset_account": "2/day"}
+    user.email = "alice@example.org"
+    user.save()
+    one = Client()
+    codes = [one.post("/accounts/password_reset/", {"email": f"x{i}@example.org"}).status_code for i in range(4)]
+    assert codes == [302, 302, 302, 429]
+    limited = one.post("/accounts/password_reset/", {"email": "alice@example.org"})
+    assert limited.status_code == 429 and b"Too many password reset requests from your address" in limited.content
+    # many addresses, one person: at most two mails to alice
+    codes = [
+        Client(REMOTE_ADDR=f"10.0.1.{i}").post("/accounts/password_reset/", {"email": " Alice@Example.org"}).status_code
+        for i in range(4)
+    ]
+    assert codes == [302, 302, 429, 429]
+    assert len([m for m in mail.outbox if "alice@example.org" in m.to]) == 2
+    limited = Client(REMOTE_ADDR="10.0.2.1").post("/accounts/password_reset/", {"email": "ALICE@example.org"})
+    assert b"Too many password reset requests for this account" in limited.content
+    # other people are not held up by it
+    other = Client(REMOTE_ADDR="10.0.2.2").post("/accounts/password_reset/", {"email": "bob@example.org"})
+    assert other.status_code == 302
 
 
 def test_sign_up_is_off_by_default(client):

@@ -119,8 +119,14 @@ def test_nothing_from_ingest_can_be_added_in_the_admin(admin_client):
         assert admin_client.get(f"/admin/studies/{model}/add/").status_code == 403, model
 
 
-def test_shares_added_and_removed_on_the_study_page_are_audited(admin_client, mr_upload, other_user):
-    study = mr_upload.studies.get()
+def own(study, owner):
+    """Hand the study to ``owner``: only a study's owner shares it, in the admin too."""
+    Study.objects.filter(pk=study.pk).update(owner=owner)
+    return Study.objects.get(pk=study.pk)
+
+
+def test_shares_added_and_removed_on_the_study_page_are_audited(admin_client, admin_user, mr_upload, other_user):
+    study = own(mr_upload.studies.get(), admin_user)
     url = f"/admin/studies/study/{study.pk}/change/"
     data = management_data(admin_client.get(url))
     data.update({"shares-TOTAL_FORMS": "1", "shares-0-user": str(other_user.pk), "shares-0-group": ""})
@@ -138,10 +144,12 @@ def test_shares_added_and_removed_on_the_study_page_are_audited(admin_client, mr
     assert removed.detail == {"user_id": other_user.pk}
 
 
-def test_share_list_adds_and_removes_shares_with_a_user_or_a_group_not_both(admin_client, mr_upload, other_user):
+def test_share_list_adds_and_removes_shares_with_a_user_or_a_group_not_both(
+    admin_client, admin_user, mr_upload, other_user
+):
     from django.contrib.auth.models import Group
 
-    study = mr_upload.studies.get()
+    study = own(mr_upload.studies.get(), admin_user)
     group = Group.objects.create(name="radiology")
     both = {"study": study.pk, "user": other_user.pk, "group": group.pk}
     assert admin_client.post("/admin/studies/studyshare/add/", both).status_code == 200  # the form again, with why
@@ -153,6 +161,36 @@ def test_share_list_adds_and_removes_shares_with_a_user_or_a_group_not_both(admi
     data = {"action": "delete_selected", "_selected_action": shares, "post": "yes"}
     assert admin_client.post("/admin/studies/studyshare/", data).status_code == 302
     assert not StudyShare.objects.exists() and len(admin_events(A.SHARE_REMOVE)) == 2
+
+
+def test_not_even_a_superuser_shares_someone_elses_study_in_the_admin(admin_client, mr_upload, user, other_user):
+    study = mr_upload.studies.get()  # alice's
+    theirs = StudyShare.objects.create(study=study, user=other_user, created_by=user)
+    url = f"/admin/studies/study/{study.pk}/change/"
+    page = admin_client.get(url)
+    shares = next(f for f in page.context["inline_admin_formsets"] if f.formset.model is StudyShare)
+    assert not shares.has_add_permission and not shares.has_delete_permission
+    data = management_data(page)
+    data.update({"shares-TOTAL_FORMS": "2", "shares-1-user": str(user.pk), "shares-1-group": ""})
+    admin_client.post(url, data)
+    assert list(StudyShare.objects.all()) == [theirs]
+    assert admin_client.post("/admin/studies/studyshare/add/", {"study": study.pk, "user": user.pk}).status_code == 200
+    data = {"action": "delete_selected", "_selected_action": [theirs.pk], "post": "yes"}
+    assert admin_client.post("/admin/studies/studyshare/", data).status_code == 403
+    assert admin_client.post(f"/admin/studies/studyshare/{theirs.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert list(StudyShare.objects.all()) == [theirs] and not admin_events(A.SHARE_ADD) + admin_events(A.SHARE_REMOVE)
+
+
+def test_staff_re_run_in_the_admin_only_with_the_permission(client, django_user_model, mr_upload):
+    staff = django_user_model.objects.create_user("frank", password=PASSWORD, is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["view_upload", "change_upload"]))
+    client.force_login(staff)
+    action = {"action": "rerun_ingest", "_selected_action": [mr_upload.pk]}
+    assert "rerun_ingest" not in client.get("/admin/studies/upload/").content.decode()
+    client.post("/admin/studies/upload/", action)
+    assert Upload.objects.get(pk=mr_upload.pk).status == Upload.Status.DONE  # not re-run
+    staff.user_permissions.add(Permission.objects.get(codename="rerun_upload"))
+    assert "rerun_ingest" in client.get("/admin/studies/upload/").content.decode()
 
 
 def test_admin_views_of_studies_are_audited_without_search_values(admin_client, mr_upload):

@@ -132,3 +132,31 @@ def test_deleting_a_user_keeps_their_events_and_username(client, user):
     user.delete()
     (event,) = events(action=A.LOGIN)
     assert event.username == "alice"
+
+
+def test_admin_changes_name_the_client_address_and_user_agent(admin_client, user):
+    response = admin_client.post(
+        f"/admin/auth/user/{user.pk}/change/",
+        {"username": "alice", "is_active": "on", "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"},
+        REMOTE_ADDR="10.1.2.3",
+        HTTP_USER_AGENT="admin-browser/1.0",
+    )
+    assert response.status_code == 302, response.content[:2000]
+    [event] = events(action=A.ADMIN_CHANGE)
+    assert (event.username, event.object_type, event.object_id) == ("admin", "user", str(user.pk))
+    assert (event.ip, event.user_agent) == ("10.1.2.3", "admin-browser/1.0")
+
+
+def test_a_password_change_is_recorded_once_without_the_password(client, user):
+    client.force_login(user)
+    new = "yet-another-password-99"
+    client.post(
+        "/accounts/password_change/",
+        {"old_password": PASSWORD, "new_password1": new, "new_password2": new},
+        HTTP_USER_AGENT="browser/2",
+    )
+    [event] = events(action=A.PASSWORD_CHANGE)
+    assert (event.event_code, event.event_action, event.outcome) == ("110113", "U", "success")
+    assert (event.username, event.object_type, event.object_id) == ("alice", "user", str(user.pk))
+    assert (event.ip, event.user_agent) == ("127.0.0.1", "browser/2")
+    assert new not in str(event.detail) and PASSWORD not in str(event.detail)

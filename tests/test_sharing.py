@@ -1,14 +1,17 @@
-"""Who may see a study: owner, shared users and groups, staff; everyone else gets 404."""
+"""Who may see a study: owner, shared users and groups, staff; everyone else gets 404. Who may
+change it: only its owner shares; deleting and re-running someone else's need a permission."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group
+from django.test import Client
 from rest_framework.test import APIClient
 
 from studies import selectors
-from studies.models import Study, StudyShare
+from studies.models import Study, StudyShare, Upload
 from tests.conftest import api_client_for, ingest_zip, shared_path, zip_folder
+from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,8 +61,6 @@ def pages(study: Study) -> list[str]:
 
 
 def test_access_matrix(study, user, people):
-    from django.test import Client
-
     group = Group.objects.create(name="radiology")
     people["member"].groups.add(group)
     StudyShare.objects.create(study=study, user=people["shared"], created_by=user)
@@ -99,14 +100,6 @@ def test_revoking_a_share_hides_the_study_again(study, user, people):
         assert client.get(url).status_code == 404, url
 
 
-def test_only_owner_and_staff_may_edit(study, user, people):
-    StudyShare.objects.create(study=study, user=people["shared"], created_by=user)
-    assert selectors.can_edit_study(user, study)
-    assert selectors.can_edit_study(people["staff"], study)
-    assert not selectors.can_edit_study(people["shared"], study)
-    assert not selectors.can_edit_study(people["stranger"], study)
-
-
 def test_inactive_users_see_nothing(study, user):
     user.is_active = False
     user.save()
@@ -118,3 +111,90 @@ def test_a_share_names_a_user_or_a_group_not_both(study, user, people):
 
     with pytest.raises(IntegrityError):
         StudyShare.objects.create(study=study, user=people["shared"], group=Group.objects.create(name="g"))
+
+
+# --- staff rights: staff read everything; only owners share; re-run and delete need a permission
+
+
+@pytest.fixture
+def alices(user):
+    """A study of alice (rows only) and a finished upload of hers with nothing left to re-run."""
+    study = make_study(user, 1, series_count=2)
+    upload = Upload.objects.create(owner=user, original_name="a.zip", status=Upload.Status.DONE)
+    return study, upload
+
+
+def grant(user, *codenames):
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(*Permission.objects.filter(content_type__app_label="studies", codename__in=codenames))
+    return type(user).objects.get(pk=user.pk)  # a fresh object: permissions are cached per object
+
+
+def attempts(client, study, upload) -> dict:
+    series = study.series.order_by("pk")
+    return {
+        "read": client.get(f"/api/studies/{study.pk}/").status_code,
+        "share": client.post(f"/api/studies/{study.pk}/shares/", {"username": "erin"}, format="json").status_code,
+        "shares": client.get(f"/api/studies/{study.pk}/shares/").status_code,
+        "rerun": client.post(f"/api/uploads/{upload.pk}/rerun/").status_code,
+        "delete series": client.delete(f"/api/series/{series[0].pk}/").status_code,
+        "delete study": client.delete(f"/api/studies/{study.pk}/").status_code,
+    }
+
+
+def test_staff_read_everything_but_change_nothing_without_a_permission(alices, people):
+    study, upload = alices
+    assert attempts(api_client_for(people["staff"]), study, upload) == {
+        "read": 200,
+        "share": 403,
+        "shares": 403,
+        "rerun": 403,
+        "delete series": 403,
+        "delete study": 403,
+    }
+    assert not StudyShare.objects.exists() and Study.objects.filter(pk=study.pk, num_series=2).exists()
+    staff = Client()
+    staff.force_login(people["staff"])
+    page = staff.get(f"/studies/{study.pk}/")
+    assert page.status_code == 200 and b"Sharing" not in page.content
+    assert staff.post(f"/studies/{study.pk}/shares/", {"kind": "user", "target": "erin"}).status_code == 403
+
+
+def test_permissions_let_staff_re_run_and_delete_but_never_share(alices, people):
+    study, upload = alices
+    staff = grant(people["staff"], "rerun_upload", "delete_series", "delete_study")
+    assert attempts(api_client_for(staff), study, upload) == {
+        "read": 200,
+        "share": 403,
+        "shares": 403,
+        "rerun": 409,  # allowed: nothing is left to re-run
+        "delete series": 204,
+        "delete study": 204,
+    }
+
+
+def test_superusers_have_every_permission_but_share_only_their_own(alices, django_user_model):
+    study, upload = alices
+    root = django_user_model.objects.create_superuser("root", password="x")
+    result = attempts(api_client_for(root), study, upload)
+    assert result == {"read": 200, "share": 403, "shares": 403, "rerun": 409, "delete series": 204, "delete study": 204}
+
+
+def test_owners_share_re_run_and_delete_their_own(alices, user, people):
+    study, upload = alices
+    Group.objects.create(name="ward").user_set.add(user, people["stranger"])  # erin is a colleague
+    result = attempts(api_client_for(user), study, upload)
+    assert result == {"read": 200, "share": 201, "shares": 200, "rerun": 409, "delete series": 204, "delete study": 204}
+
+
+def test_the_rules_live_in_the_selectors(alices, user, people):
+    study, upload = alices
+    staff, stranger = people["staff"], people["stranger"]
+    assert selectors.can_share_study(user, study) and not selectors.can_share_study(staff, study)
+    assert selectors.can_delete_study(user, study) and not selectors.can_delete_study(staff, study)
+    assert selectors.can_rerun_upload(user, upload) and not selectors.can_rerun_upload(staff, upload)
+    assert not selectors.can_delete_study(stranger, study) and not selectors.can_rerun_upload(stranger, upload)
+    staff = grant(staff, "rerun_upload", "delete_study")
+    assert selectors.can_delete_study(staff, study) and selectors.can_rerun_upload(staff, upload)
+    assert not selectors.can_share_study(staff, study)

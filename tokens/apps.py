@@ -6,4 +6,4 @@ class TokensConfig(AppConfig):
     verbose_name = "API tokens"
 
     def ready(self):
-        from tokens import schema  # noqa: F401  (registers the OpenAPI security scheme)
+        from tokens import schema, signals  # noqa: F401  (the OpenAPI security scheme; revocation on password change)

@@ -1,7 +1,7 @@
 """``Authorization: Token <key>`` or ``Authorization: Bearer <key>`` (DICOMweb clients send Bearer).
 
-A key is either a named API token (``tokens.ApiToken``, stored hashed, revocable) or the
-per-user key of ``POST /api/auth/token/`` (DRF's authtoken table, kept for compatibility).
+A key is a named API token (``tokens.ApiToken``, stored hashed, revocable; ``POST /api/tokens/``
+and ``POST /api/auth/token/`` make them). There are no other keys.
 """
 
 from __future__ import annotations
@@ -25,22 +25,13 @@ class ApiTokenAuthentication(BaseAuthentication):
             key = parts[1].decode()
         except UnicodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        user = self._user_for(key)
-        if user is None:
+        token = token_for_key(key)
+        if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
+        user = token.user
         if not user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
         return user, key
-
-    @staticmethod
-    def _user_for(key: str):
-        token = token_for_key(key)
-        if token is not None:
-            return token.user
-        from rest_framework.authtoken.models import Token
-
-        legacy = Token.objects.select_related("user").filter(key=key).first()
-        return legacy.user if legacy else None
 
     def authenticate_header(self, request):
         return 'Token realm="api"'

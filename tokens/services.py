@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import acting_user, record
 from tokens.models import ApiToken
 
 LAST_USED_RESOLUTION = timedelta(minutes=5)  # write last_used_at at most this often per token
@@ -30,6 +32,22 @@ def token_revoke(token: ApiToken) -> None:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+
+
+def tokens_revoke_all(user, *, reason: str, request=None) -> int:
+    """Revoke every active token of ``user`` (a password changed or reset, an account deactivated):
+    one audit event for the act, naming the user and how many tokens went; none if there were none.
+    The event's user is whoever did it (``acting_user``)."""
+    count = ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if count:
+        record(
+            AuditEvent.Action.TOKEN_REVOKE,
+            request=request,
+            user=acting_user(request, user),
+            obj=user,
+            detail={"reason": reason, "tokens": count},
+        )
+    return count
 
 
 def token_for_key(key: str) -> ApiToken | None:

@@ -79,7 +79,7 @@ def study_detail(request, pk: int):
     series = list(study.series.all())
     record(AuditEvent.Action.STUDY_VIEW, request=request, obj=study, detail={"thumbnails": [s.pk for s in series]})
     context = {"nav": "studies", "study": study, "patient": study.patient, "series_list": series}
-    if selectors.can_edit_study(request.user, study):
+    if selectors.can_share_study(request.user, study):
         context["shares"] = study.shares.select_related("user", "group").order_by("id")
     return render(request, "viewer/study.html", context)
 

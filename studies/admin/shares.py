@@ -1,16 +1,34 @@
-"""Study shares: added and removed (each audited), never changed."""
+"""Study shares: added and removed (each audited), never changed; only by the study's owner
+(``studies.selectors.can_share_study``), here as everywhere."""
 
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 
 from audit.services import record
+from studies import selectors
 from studies.admin.base import A
 from studies.models import StudyShare
 from studies.services.sharing import share_detail
 
 
-class ShareInline(admin.TabularInline):
+class ShareTargets:
+    """Users and groups to share with: those the signed-in user may name (studies.selectors); the
+    study: one of their own."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        user = request.user
+        if db_field.name == "user":
+            kwargs["queryset"] = selectors.share_users_for(user)
+        elif db_field.name == "group":
+            kwargs["queryset"] = selectors.share_groups_for(user)
+        elif db_field.name == "study":
+            kwargs["queryset"] = selectors.studies_visible_to(user).filter(owner=user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ShareInline(ShareTargets, admin.TabularInline):
     """Existing shares can be removed, not changed; new ones are added below them."""
 
     model = StudyShare
@@ -23,6 +41,20 @@ class ShareInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_add_permission(self, request, obj=None):
+        return (
+            obj is not None
+            and selectors.can_share_study(request.user, obj)
+            and super().has_add_permission(request, obj)
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        return (
+            obj is not None
+            and selectors.can_share_study(request.user, obj)
+            and super().has_delete_permission(request, obj)
+        )
+
 
 def share_added(request, share: StudyShare) -> None:
     record(A.SHARE_ADD, request=request, obj=share.study, detail=share_detail(share))
@@ -33,7 +65,7 @@ def share_removed(request, share: StudyShare) -> None:
 
 
 @admin.register(StudyShare)
-class StudyShareAdmin(admin.ModelAdmin):
+class StudyShareAdmin(ShareTargets, admin.ModelAdmin):
     """Shares are added and removed, never changed (remove one and add another)."""
 
     list_display = ["id", "study", "user", "group", "created_by", "created_at"]
@@ -47,6 +79,10 @@ class StudyShareAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request)
 
+    def has_delete_permission(self, request, obj=None):
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or selectors.can_share_study(request.user, obj.study))
+
     def save_model(self, request, obj, form, change):
         if change:
             return  # nothing can be changed (see has_change_permission)
@@ -59,5 +95,8 @@ class StudyShareAdmin(admin.ModelAdmin):
         obj.delete()
 
     def delete_queryset(self, request, queryset):
-        for share in queryset.select_related("study"):
+        shares = list(queryset.select_related("study"))
+        if not all(selectors.can_share_study(request.user, share.study) for share in shares):
+            raise PermissionDenied("Only a study's owner takes its shares back.")
+        for share in shares:
             self.delete_model(request, share)

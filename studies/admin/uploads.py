@@ -67,7 +67,11 @@ class UploadAdmin(ArchiveAdmin):
         studies = obj.studies.all()
         return format_html_join(", ", "{}", ((change_link(s),) for s in studies)) if studies else "-"
 
-    @admin.action(description="Re-run ingest", permissions=["change"])
+    def has_rerun_permission(self, request):
+        """The re-run action needs ``studies.rerun_upload`` (studies.selectors.can_rerun_upload)."""
+        return request.user.has_perm("studies.rerun_upload")
+
+    @admin.action(description="Re-run ingest", permissions=["rerun"])
     def rerun_ingest(self, request, queryset):
         queued = 0
         for upload in queryset.order_by("pk"):

@@ -1,6 +1,6 @@
+from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.authtoken.serializers import AuthTokenSerializer
 
 from studies.models import Instance, Patient, Series, Study, Upload
 from studies.services.ingest import upload_progress
@@ -300,7 +300,18 @@ class TokenKeySerializer(serializers.Serializer):
     token = serializers.CharField(help_text="Send as 'Authorization: Token <token>'.")
 
 
-class LoginSerializer(AuthTokenSerializer):
+class LoginSerializer(serializers.Serializer):
     """A username and password; a name longer than any account's is a 400 before any sign-in."""
 
     username = serializers.CharField(label="Username", max_length=150, write_only=True)
+    password = serializers.CharField(
+        label="Password", style={"input_type": "password"}, trim_whitespace=False, write_only=True
+    )
+
+    def validate(self, attrs):
+        # the request lets django-axes count the attempt against this client (and lock it out)
+        user = authenticate(self.context.get("request"), username=attrs["username"], password=attrs["password"])
+        if user is None:  # also inactive accounts: ModelBackend refuses them
+            raise serializers.ValidationError("Unable to log in with provided credentials.", code="authorization")
+        attrs["user"] = user
+        return attrs

@@ -53,7 +53,7 @@ FORBIDDEN = OpenApiResponse(description="Visible to you, but only its owner may 
 
 def editable_study(request, pk):
     study = get_object_or_404(selectors.studies_visible_to(request.user), pk=pk)
-    if not selectors.can_edit_study(request.user, study):
+    if not selectors.can_share_study(request.user, study):
         raise PermissionDenied("Only the study's owner can see and change who it is shared with.")
     return study
 
@@ -70,7 +70,10 @@ class StudySharesView(APIView):
         responses={
             201: ShareSerializer,
             403: FORBIDDEN,
-            404: OpenApiResponse(description="No such study visible to you, or no such active user or group."),
+            404: OpenApiResponse(
+                description="No such study visible to you, or no active user or group you may share with "
+                "(the same answer whether the name exists or not)."
+            ),
             409: OpenApiResponse(description="They see the study already: the owner, or shared with them before."),
         },
     )

@@ -1,5 +1,6 @@
 """The REST API. Querysets come from selectors, so a user only ever reaches what they may see;
-anything else answers 404. Deleting needs ``studies_editable_by`` (else 403 if visible)."""
+anything else answers 404. Deleting and re-running ask ``selectors.can_delete_*`` and
+``can_rerun_upload`` (403 when visible but not allowed)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ IMAGE_RESPONSES = {
 ZIP_RESPONSE = {(200, "application/zip"): OpenApiResponse(OpenApiTypes.BINARY, description="A ZIP of the originals.")}
 DELETE_RESPONSES = {
     204: OpenApiResponse(description="Deleted, with all its files."),
-    403: OpenApiResponse(description="Visible to you but not yours to delete."),
+    403: OpenApiResponse(description="Visible to you but not yours to delete, and no permission to."),
 }
 
 
@@ -225,6 +226,7 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
         request=None,
         responses={
             202: serializers.UploadSerializer,
+            403: OpenApiResponse(description="Visible to you (staff) but not yours, and no permission to re-run it."),
             409: OpenApiResponse(description="Still being processed, or nothing left to re-run."),
         },
     )
@@ -232,6 +234,10 @@ class UploadViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retri
     def rerun(self, request, pk=None):
         """Run the ingest again (a failed upload whose ZIP is kept), or rebuild the series it stored."""
         upload = self.get_object()
+        if not selectors.can_rerun_upload(request.user, upload):
+            raise PermissionDenied(
+                "You can view this upload but not re-run it: its owner, or someone with the permission, may."
+            )
         try:
             upload_rerun(upload)
         except UploadBusy as exc:
@@ -299,8 +305,10 @@ class StudyViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
 
     def destroy(self, request, *args, **kwargs):
         study = self.get_object()
-        if not selectors.can_edit_study(request.user, study):
-            raise PermissionDenied("You can view this study but not delete it: only its owner (or staff) may.")
+        if not selectors.can_delete_study(request.user, study):
+            raise PermissionDenied(
+                "You can view this study but not delete it: its owner, or someone with the permission, may."
+            )
         study_delete(study=study, request=request)  # audited by the service
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -344,8 +352,10 @@ class SeriesViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
 
     def destroy(self, request, *args, **kwargs):
         series = self.get_object()
-        if not selectors.studies_editable_by(request.user).filter(pk=series.study_id).exists():
-            raise PermissionDenied("You can view this series but not delete it: only its owner (or staff) may.")
+        if not selectors.can_delete_series(request.user, series):
+            raise PermissionDenied(
+                "You can view this series but not delete it: its owner, or someone with the permission, may."
+            )
         series_delete(series=series, request=request)  # audited by the service
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -31,7 +31,7 @@ from studies.services.queue import Task, enqueue
 FORMAT = 1
 # what a new database makes by itself (contenttypes, permissions) or what is only transient
 EXCLUDED = ["contenttypes", "auth.permission", "sessions", "axes", "admin.logentry"]
-APPS = ["auth", "authtoken", "tokens", "studies", "audit"]
+APPS = ["auth", "tokens", "studies", "audit"]
 
 
 class BackupError(Exception):

@@ -1,9 +1,8 @@
-"""Sharing a study read-only with users and groups: only its owner (or staff) may."""
+"""Sharing a study read-only with users and groups: only its owner may (``studies.selectors``
+says with whom). An unknown name and a name the owner may not share with get the same answer."""
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
 from audit.models import AuditEvent
@@ -17,7 +16,7 @@ class ShareError(Exception):
 
 
 class ShareTargetMissing(ShareError):
-    """No such active user, or no such group."""
+    """No such active user or group among those the owner may share with."""
 
 
 class ShareConflict(ShareError):
@@ -25,22 +24,22 @@ class ShareConflict(ShareError):
 
 
 def share_add(*, study: Study, by, username: str = "", group_name: str = "", request=None) -> StudyShare:
-    if not selectors.can_edit_study(by, study):
+    if not selectors.can_share_study(by, study):
         raise PermissionError("Only the study's owner can share it.")
     if bool(username) == bool(group_name):
         raise ShareError("Name one user or one group to share with.")
     target = {}
     if username:
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        user = selectors.share_users_for(by).filter(username=username).first()
         if user is None:
-            raise ShareTargetMissing(f"There is no active user '{username}'.")
+            raise ShareTargetMissing(f"There is no active user '{username}' you can share with.")
         if user.pk == study.owner_id:
             raise ShareConflict("The owner already sees this study.")
         target["user"] = user
     else:
-        group = Group.objects.filter(name=group_name).first()
+        group = selectors.share_groups_for(by).filter(name=group_name).first()
         if group is None:
-            raise ShareTargetMissing(f"There is no group '{group_name}'.")
+            raise ShareTargetMissing(f"There is no group '{group_name}' you can share with.")
         target["group"] = group
     try:
         with transaction.atomic():
@@ -52,7 +51,7 @@ def share_add(*, study: Study, by, username: str = "", group_name: str = "", req
 
 
 def share_remove(*, share: StudyShare, by, request=None) -> None:
-    if not selectors.can_edit_study(by, share.study):
+    if not selectors.can_share_study(by, share.study):
         raise PermissionError("Only the study's owner can take a share back.")
     detail = share_detail(share)
     share.delete()
