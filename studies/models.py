@@ -130,13 +130,17 @@ class Series(models.Model):
 
 
 class RenderedChunk(models.Model):
-    """A chunk of a series version's plane images that a worker has stored. A chunk's task can be
-    delivered twice (its worker killed before it acknowledged): it is counted once."""
+    """A chunk of a series version's plane images, from its first delivery to a worker: ``done``
+    once stored. A chunk's task can be delivered twice (its worker killed before it acknowledged):
+    it is counted once. ``attempts`` counts deliveries under way or cut short by the death of their
+    worker; a chunk that kept killing its worker is given up (TASK_MAX_WORKER_DEATHS)."""
 
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+")
     version = models.PositiveIntegerField()
     plane = models.CharField(max_length=16)
     start = models.PositiveIntegerField()
+    done = models.BooleanField(default=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [

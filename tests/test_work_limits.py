@@ -1,0 +1,239 @@
+"""Work proportional to input: headers whose counts do not fit their data are refused before
+anything is allocated, and no upload renders more images than its bytes justify. Each hostile
+file sits beside a good one, which is kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGLSLossless
+from scipy.spatial.transform import Rotation
+
+from studies.imaging import pixels
+from studies.imaging.headers import Header, read_header
+from studies.imaging.planes import plan_planes
+from studies.imaging.series import StackImages
+from studies.imaging.volume import layout_series
+from studies.models import Instance, Series, Upload
+from tests.conftest import REPO, ingest_zip, make_zip
+from tests.dicomgen import make_dataset, save, write_volume
+
+# An oblique orientation (30 degrees about z, then about x): no plane is parallel to the slices.
+_R = Rotation.from_euler("zx", [30, 30], degrees=True).as_matrix()
+OBLIQUE = (*_R[:, 0], *_R[:, 1])
+
+
+def frames_bomb(path, frames: int, rows: int = 4, columns: int = 4):
+    """A native image of ``rows`` x ``columns`` holding one frame but claiming ``frames``."""
+    ds = make_dataset(np.zeros((rows, columns), np.uint8))
+    ds.NumberOfFrames = frames
+    return save(ds, path)
+
+
+def many_frames(path, frames: int):
+    """A 1 x 1 image with ``frames`` real frames (one byte each)."""
+    ds = make_dataset(np.zeros((1, 1), np.uint8))
+    ds.NumberOfFrames = frames
+    ds.PixelData = bytes(frames + frames % 2)
+    return save(ds, path)
+
+
+def oblique_needles(folder):
+    """3 slices of 8 x 8 at 0.001 mm pixels, 100 mm apart, oblique: planes of ~10^5 images."""
+    return write_volume(
+        folder, np.full((3, 8, 8), 50, np.uint16), orientation=OBLIQUE, spacing=(0.001, 0.001), slice_step=100.0
+    )
+
+
+def planned_images(layout) -> int:
+    if layout.volume is None:
+        return len(layout.stack)
+    planes = getattr(layout, "planes", None) or plan_planes(layout.volume)
+    return sum(plane.count for plane in planes.values())
+
+
+# --- headers: counts checked before anything per frame is built ---------------------------------
+
+
+def test_a_frame_count_bomb_is_refused_at_once_in_little_memory(tmp_path):
+    """4 x 4 pixels claiming 2^31 - 1 frames: refused in well under a second by a process that may
+    not use more than 600 MB (it used to build a list of 2^31 frames: 13 GB and counting)."""
+    path = frames_bomb(tmp_path / "bomb.dcm", 2**31 - 1)
+    script = textwrap.dedent(
+        f"""
+        import resource, time
+        from studies.imaging.headers import read_header
+        resource.setrlimit(resource.RLIMIT_AS, (600 * 1024**2, 600 * 1024**2))
+        started = time.monotonic()
+        result = read_header({str(path)!r})
+        print(round(time.monotonic() - started, 3))
+        print(getattr(result, "reason", "read"))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
+    seconds, reason = done.stdout.strip().splitlines()
+    assert "2,147,483,647 frames" in reason
+    assert float(seconds) < 1.0
+
+
+def test_compressed_frames_need_a_fragment_each(tmp_path):
+    ds = make_dataset(np.zeros((1, 1), np.uint16))
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    ds.NumberOfFrames = 200_000  # one 4-byte fragment can not hold 200,000 frames
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    found = read_header(save(ds, tmp_path / "few-fragments.dcm"))
+    assert not isinstance(found, Header)
+    assert "200,000 compressed frames" in found.reason and "room for at most" in found.reason
+
+
+def test_files_with_more_frames_than_the_cap_are_skipped(tmp_path):
+    path = many_frames(tmp_path / "cine.dcm", 50_000)
+    assert isinstance(read_header(path), Header)  # the data holds them: only the cap refuses them
+    found = read_header(path, max_frames=10_000)
+    assert not isinstance(found, Header) and "claims 50,000 frames" in found.reason
+
+
+# --- layout: planes and stacks within the limits ------------------------------------------------
+
+
+def test_oblique_needles_render_a_bounded_number_of_images(tmp_path):
+    headers = [read_header(p) for p in oblique_needles(tmp_path)]
+    layout = layout_series(headers)
+    assert planned_images(layout) <= 3  # it planned an axial plane of 10^5 images
+    assert layout.volume is None and "no axial, coronal or sagittal planes" in layout.notes[0]
+
+
+def test_a_plane_longer_than_the_cap_takes_larger_steps(tmp_path):
+    from studies.imaging.limits import RenderLimits
+
+    paths = write_volume(tmp_path, np.zeros((12, 6, 6), np.uint16), spacing=(1.0, 1.0), slice_step=1.0)
+    layout = layout_series([read_header(p) for p in paths], RenderLimits(max_plane_images=8))
+    axial = layout.planes["axial"]
+    assert axial.count == 8 and axial.step_mm == pytest.approx(11 / 7)
+    assert layout.planes["coronal"].count == 6  # the others were within the cap
+    assert any("larger steps" in note for note in layout.notes)
+
+
+def test_a_stack_of_tiny_frames_stops_at_the_pixel_budget(tmp_path):
+    """5,000 frames of 1 x 1 (within the frame cap): each image costs at least a 32 x 32 one."""
+    header = read_header(many_frames(tmp_path / "dots.dcm", 5_000))
+    layout = layout_series([header])
+    kept = len(layout.stack)
+    assert 1 <= kept <= 256 * header.file_size // 1024 + 1
+    assert len(layout.excluded) == 5_000 - kept and "INGEST_MAX_PIXELS_PER_BYTE" in layout.excluded[0][1]
+
+
+def test_stretched_pixels_are_shown_at_most_4096_long(tmp_path):
+    header = read_header(save(make_dataset(np.zeros((8, 8), np.uint16), spacing=(100, 0.001)), tmp_path / "s.dcm"))
+    plane = StackImages([header], layout_series([header]).stack).plane()
+    assert plane.height == 4096 and plane.width == 8  # it was 8 x 800,000
+
+
+# --- ingest: the hostile file is skipped or capped, the good one kept ----------------------------
+
+
+@pytest.fixture
+def good(tmp_path):
+    return save(make_dataset(np.full((32, 32), 100, np.uint16), modality="MR"), tmp_path / "good.dcm")
+
+
+def skipped(upload) -> dict:
+    return {item["name"]: item["reason"] for item in upload.skipped}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("eager_celery")
+def test_an_upload_with_frame_bombs_keeps_its_good_image(user, tmp_path, good):
+    files = {
+        "good.dcm": good,
+        "bomb.dcm": frames_bomb(tmp_path / "bomb.dcm", 2**31 - 1),
+        "cine.dcm": many_frames(tmp_path / "cine.dcm", 50_000),
+    }
+    upload = ingest_zip(user, make_zip(tmp_path / "u.zip", files))
+    assert upload.status == Upload.Status.DONE, upload.error
+    reasons = skipped(upload)
+    assert "2,147,483,647 frames" in reasons["bomb.dcm"]
+    assert "claims 50,000 frames" in reasons["cine.dcm"] and "INGEST_MAX_FRAMES" in reasons["cine.dcm"]
+    assert upload.files_dicom == 1 and Instance.objects.get().file_size == good.stat().st_size
+    assert Series.objects.get().images_total == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("eager_celery")
+def test_oblique_needles_beside_a_good_image_render_a_few_images(user, tmp_path, good):
+    files = {"good.dcm": good, **{f"needle{k}.dcm": p for k, p in enumerate(oblique_needles(tmp_path / "n"))}}
+    upload = ingest_zip(user, make_zip(tmp_path / "u.zip", files))
+    assert upload.status == Upload.Status.DONE, upload.error
+    assert upload.files_dicom == 4 and upload.skipped == []
+    needles = Series.objects.get(num_instances=3)
+    assert not needles.is_volume and needles.images_total == 3 and needles.render_status == Series.Render.DONE
+    assert "no axial, coronal or sagittal planes" in needles.layout["notes"][0]
+    assert Series.objects.exclude(pk=needles.pk).get().images_done == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("eager_celery")
+def test_frames_over_the_budget_are_left_out_with_their_reason(user, tmp_path, good, settings):
+    settings.INGEST_MAX_SERIES_IMAGES = 5
+    paths = write_volume(tmp_path / "v", np.zeros((8, 8, 8), np.uint16), slice_step=2.0, modality="MR")
+    files = {"good.dcm": good, **{p.name: p for p in paths}}
+    upload = ingest_zip(user, make_zip(tmp_path / "u.zip", files))
+    assert upload.status == Upload.Status.DONE, upload.error
+    series = Series.objects.get(num_instances=8)
+    assert series.images_total == 5 and series.planes == {"stack": series.planes["stack"]}
+    notes = list(Instance.objects.filter(series=series, in_volume=False).values_list("note", flat=True))
+    assert len(notes) == 3 and all("INGEST_MAX_SERIES_IMAGES" in note for note in notes)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("eager_celery")
+def test_running_out_of_memory_while_decoding_skips_that_file(user, tmp_path, good, monkeypatch):
+    paths = write_volume(tmp_path / "v", np.full((4, 16, 16), 9, np.uint16), slice_step=2.0, modality="MR")
+    greedy = paths[1].name
+    read_native = pixels._read_native
+
+    def out_of_memory(header):
+        if header.name == greedy:
+            raise MemoryError()
+        return read_native(header)
+
+    monkeypatch.setattr(pixels, "_read_native", out_of_memory)
+    upload = ingest_zip(user, make_zip(tmp_path / "u.zip", {"good.dcm": good, **{p.name: p for p in paths}}))
+    assert upload.status == Upload.Status.DONE, upload.error
+    assert "not enough memory to decode" in skipped(upload)[greedy]
+    assert upload.files_dicom == 4 and Series.objects.get(num_instances=3).is_volume
+
+
+def test_the_worker_memory_cap_turns_a_huge_allocation_into_a_memory_error():
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from dicomviewer.celery import limit_memory
+        limit_memory(300)
+        try:
+            np.ones(400 * 1024**2, np.uint8)
+            print("allocated")
+        except MemoryError:
+            print("MemoryError")
+        np.ones(50 * 1024**2, np.uint8)  # what fits still does
+        """
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "dicomviewer.settings", "SECRET_KEY": "x" * 60, "DEBUG": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert done.stdout.strip() == "MemoryError", done.stderr
