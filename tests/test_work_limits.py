@@ -237,3 +237,54 @@ def test_the_worker_memory_cap_turns_a_huge_allocation_into_a_memory_error():
         env={**os.environ, **env},
     )
     assert done.stdout.strip() == "MemoryError", done.stderr
+
+
+# --- poison render chunks -------------------------------------------------------------------
+
+
+@pytest.fixture
+def rendered_series(user, tmp_path, good):
+    upload = ingest_zip(user, make_zip(tmp_path / "u.zip", {"good.dcm": good}))
+    assert upload.status == Upload.Status.DONE, upload.error
+    series = Series.objects.get()
+    Series.objects.filter(pk=series.pk).update(render_status=Series.Render.RENDERING, images_done=0)
+    return series
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("eager_celery")
+def test_a_chunk_that_killed_its_worker_twice_fails_its_series(rendered_series, settings):
+    from studies.models import RenderedChunk
+    from studies.services import rendering
+
+    series = rendered_series
+    RenderedChunk.objects.create(
+        series=series, version=series.render_version, plane="stack", start=0, done=False, attempts=2
+    )
+    rendering.render_chunk(series.pk, series.render_version, "stack", 0, 1)  # the third delivery
+    series.refresh_from_db()
+    assert series.render_status == Series.Render.FAILED and series.images_done == 0
+    assert "stopped the worker 2 times" in series.render_error
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("eager_celery")
+def test_a_chunk_that_ends_without_dying_is_not_counted_as_a_death(rendered_series, monkeypatch):
+    from studies import storage
+    from studies.models import RenderedChunk
+    from studies.services import rendering
+
+    series = rendered_series
+
+    def outage(*args):
+        raise storage.StorageUnavailable("down")
+
+    monkeypatch.setattr(rendering, "_render_and_store", outage)
+    for _retry in range(3):  # the task retries a storage outage: none of these is a death
+        with pytest.raises(storage.StorageUnavailable):
+            rendering.render_chunk(series.pk, series.render_version, "stack", 0, 1)
+    assert RenderedChunk.objects.get().attempts == 0
+    monkeypatch.undo()
+    rendering.render_chunk(series.pk, series.render_version, "stack", 0, 1)
+    series.refresh_from_db()
+    assert series.render_status == Series.Render.DONE and series.images_done == 1
