@@ -16,7 +16,7 @@ from pydicom.uid import JPEGLSLossless
 from scipy.spatial.transform import Rotation
 
 from studies.imaging import pixels
-from studies.imaging.headers import Header, read_header
+from studies.imaging.headers import Frame, Header, read_header
 from studies.imaging.planes import plan_planes
 from studies.imaging.series import StackImages
 from studies.imaging.volume import layout_series
@@ -136,6 +136,46 @@ def test_stretched_pixels_are_shown_at_most_4096_long(tmp_path):
     header = read_header(save(make_dataset(np.zeros((8, 8), np.uint16), spacing=(100, 0.001)), tmp_path / "s.dcm"))
     plane = StackImages([header], layout_series([header]).stack).plane()
     assert plane.height == 4096 and plane.width == 8  # it was 8 x 800,000
+
+
+def synthetic_headers(slices, size, pixel_mm, slice_mm, orientation=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0)) -> list[Header]:
+    """Headers of a 16-bit volume (no pixel files: the layout needs only headers)."""
+    normal = np.cross(orientation[:3], orientation[3:])
+    frame_size = size * size * 2 + 1500  # pixels and a typical header
+    return [
+        Header(
+            path=f"{k}.dcm",
+            name=f"{k}.dcm",
+            sop_instance_uid=f"1.2.{k}",
+            sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+            study_instance_uid="1.2.3",
+            series_instance_uid="1.2.3.4",
+            transfer_syntax_uid="1.2.840.10008.1.2.1",
+            rows=size,
+            columns=size,
+            bits_allocated=16,
+            bits_stored=12,
+            file_size=frame_size,
+            frames=[Frame(tuple(float(v) for v in k * slice_mm * normal), tuple(orientation), (pixel_mm, pixel_mm))],
+        )
+        for k in range(slices)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("slices", "size", "pixel_mm", "slice_mm", "orientation"),
+    [
+        (1000, 512, 0.7, 0.625, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)),  # a 1000-slice CT
+        (3000, 512, 0.8, 0.5, (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)),  # whole body at 0.5 mm
+        (30, 512, 0.4, 10.0, OBLIQUE),  # thick oblique MR slices: planes 25x finer than the slices
+    ],
+)
+def test_the_default_caps_leave_real_volumes_whole(slices, size, pixel_mm, slice_mm, orientation):
+    headers = synthetic_headers(slices, size, pixel_mm, slice_mm, orientation)
+    layout = layout_series(headers)
+    assert layout.volume is not None and layout.excluded == [], layout.notes
+    assert layout.planes == plan_planes(layout.volume)  # the planes of no cap at all
+    assert not any("INGEST_" in note for note in layout.notes)
 
 
 # --- ingest: the hostile file is skipped or capped, the good one kept ----------------------------
