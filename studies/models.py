@@ -110,6 +110,8 @@ class Series(models.Model):
     images_total = models.PositiveIntegerField(default=0)
     images_done = models.PositiveIntegerField(default=0)
     render_error = models.TextField(blank=True)
+    # rebuilds under way or cut short by the death of their worker (TASK_MAX_WORKER_DEATHS)
+    rebuild_attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

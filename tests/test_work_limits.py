@@ -328,3 +328,19 @@ def test_a_chunk_that_ends_without_dying_is_not_counted_as_a_death(rendered_seri
     rendering.render_chunk(series.pk, series.render_version, "stack", 0, 1)
     series.refresh_from_db()
     assert series.render_status == Series.Render.DONE and series.images_done == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("eager_celery")
+def test_a_rebuild_that_killed_its_worker_twice_fails_its_series(rendered_series):
+    from studies.services import series_build
+
+    series = rendered_series
+    series_build.series_rebuild(series.pk)  # a rebuild that ends, however it ends, is not a death
+    series.refresh_from_db()
+    assert series.render_status == Series.Render.DONE and series.rebuild_attempts == 0
+    Series.objects.filter(pk=series.pk).update(rebuild_attempts=2)  # two deliveries died
+    series_build.series_rebuild(series.pk)  # the third
+    series.refresh_from_db()
+    assert series.render_status == Series.Render.FAILED
+    assert "stopped the worker 2 times" in series.render_error and series.rebuild_attempts == 0

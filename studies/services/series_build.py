@@ -513,10 +513,30 @@ def _delete_empty(series: Series) -> None:
 
 def series_rebuild(series_id: int) -> None:
     """Lay out, decode and render a series again from its stored originals, as a new version.
-    Stored files that no longer decode are left out of the images (and noted), never deleted."""
+    Stored files that no longer decode are left out of the images (and noted), never deleted.
+    A rebuild whose earlier runs killed their worker too often fails the series instead."""
     series = Series.objects.filter(pk=series_id).first()
     if series is None:
         return
+    if series.rebuild_attempts >= settings.TASK_MAX_WORKER_DEATHS:
+        Series.objects.filter(pk=series_id).update(
+            render_status=Series.Render.FAILED,
+            render_error=f"rendering again stopped the worker {series.rebuild_attempts} times (killed, or out of "
+            "memory) and was given up",
+            rebuild_attempts=0,  # a later re-run by hand may try again
+        )
+        rendering.finish_uploads_if_rendered(series_id=series_id)
+        return
+    attempts = Series.objects.filter(pk=series_id)
+    attempts.update(rebuild_attempts=F("rebuild_attempts") + 1)  # undone below unless the worker dies
+    try:
+        _rebuild(series)
+    finally:
+        attempts.filter(rebuild_attempts__gt=0).update(rebuild_attempts=F("rebuild_attempts") - 1)
+
+
+def _rebuild(series: Series) -> None:
+    series_id = series.pk
     headers = stored_headers(series)
     if not headers:
         Series.objects.filter(pk=series_id).update(
