@@ -344,3 +344,26 @@ def test_a_rebuild_that_killed_its_worker_twice_fails_its_series(rendered_series
     series.refresh_from_db()
     assert series.render_status == Series.Render.FAILED
     assert "stopped the worker 2 times" in series.render_error and series.rebuild_attempts == 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("eager_celery")
+def test_a_chunk_that_kills_the_worker_is_not_rebuilt_at_every_start(rendered_series, monkeypatch):
+    """The filesystem broker loses a killed worker's messages: the next worker rebuilds series left
+    rendering. A chunk that was under way counts as a death; after two the series fails."""
+    from studies.models import RenderedChunk
+    from studies.services import cleanup, rendering, series_build
+
+    series = rendered_series
+    monkeypatch.setattr(cleanup, "enqueue", lambda *args: None)
+    monkeypatch.setattr(rendering, "queue_series", lambda *args: None)  # its chunk kills the worker
+    for death in (1, 2):
+        Series.objects.filter(pk=series.pk).update(render_status=Series.Render.RENDERING)
+        version = Series.objects.get(pk=series.pk).render_version
+        RenderedChunk.objects.create(series=series, version=version, plane="stack", start=0, done=False, attempts=1)
+        cleanup.recover_interrupted_work()  # a worker starts after the death
+        assert Series.objects.get(pk=series.pk).rebuild_attempts == death
+        series_build.series_rebuild(series.pk)  # what it queued
+        RenderedChunk.objects.all().delete()
+    series.refresh_from_db()
+    assert series.render_status == Series.Render.FAILED and "stopped the worker 2 times" in series.render_error

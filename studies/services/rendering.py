@@ -145,7 +145,7 @@ def _finish_series_if_done(series_id: int, version: int) -> None:
         render_version=version,
         render_status=Series.Render.RENDERING,
         images_done__gte=F("images_total"),
-    ).update(render_status=Series.Render.DONE)
+    ).update(render_status=Series.Render.DONE, rebuild_attempts=0)
     if finished:
         RenderedChunk.objects.filter(series_id=series_id, version__lte=version).delete()
         storage.save_bytes(storage.complete_name(series_id, version), b"")
