@@ -1,11 +1,12 @@
 """The Celery application. Configuration comes from Django settings (CELERY_* names)."""
 
 import os
+import resource
 import threading
 import time
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_ready, worker_shutdown
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready, worker_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
 
@@ -34,6 +35,25 @@ def recover_on_start(sender=None, **kwargs):
         from dicomviewer.metrics import registry
 
         start_http_server(settings.METRICS_PORT, registry=registry())
+
+
+@worker_process_init.connect
+def limit_child_memory(**kwargs):
+    """Cap the data (heap and anonymous mappings, RLIMIT_DATA) of each worker child: a decode that
+    would need more gets a MemoryError, which fails that file or series with a reason, instead of
+    the kernel killing the worker or something else on the host. Memory-mapped volumes are files
+    and not counted."""
+    from django.conf import settings
+
+    limit_memory(settings.WORKER_MEMORY_LIMIT_MB)
+
+
+def limit_memory(megabytes: int) -> None:
+    if megabytes <= 0:
+        return
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    wanted = megabytes * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_DATA, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
 
 
 @worker_shutdown.connect

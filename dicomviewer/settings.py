@@ -226,6 +226,14 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Memory per worker child process: after a task, a child whose resident memory grew past this is
+# replaced; its data (heap) is capped at WORKER_MEMORY_LIMIT_MB, so one file's decode fails with a
+# reason instead of taking the host (0: no cap). A task that was interrupted this many times
+# (its worker killed, e.g. by the kernel's OOM killer) is failed instead of delivered again.
+WORKER_MAX_MEMORY_PER_CHILD_MB = env_int("WORKER_MAX_MEMORY_PER_CHILD_MB", 2048)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 or None  # KiB
+WORKER_MEMORY_LIMIT_MB = env_int("WORKER_MEMORY_LIMIT_MB", 6144)
+TASK_MAX_WORKER_DEATHS = env_int("TASK_MAX_WORKER_DEATHS", 2)
 # The scheduler (Celery beat: `manage.py serve beat`, inside the worker with `serve all`) queues
 # housekeeping for any worker: cleanup_uploads' work hourly, the audit retention daily.
 CELERY_BEAT_SCHEDULE = {
@@ -255,6 +263,13 @@ INGEST_MAX_RATIO = env_int("INGEST_MAX_RATIO", 200)
 INGEST_TIME_LIMIT = float(env("INGEST_TIME_LIMIT", "3600"))
 FAILED_UPLOAD_RETENTION_DAYS = env_int("FAILED_UPLOAD_RETENTION_DAYS", 7)  # then cleanup_uploads removes the ZIP
 INGEST_THREADS = env_int("INGEST_THREADS", 2)
+# Work per series (studies/imaging/limits.py): files claiming more frames are skipped; a plane
+# longer than this takes larger steps; planes over the image count or the rendered pixels per byte
+# of the series' files are not made (the acquired images are shown), a stack stops there.
+INGEST_MAX_FRAMES = env_int("INGEST_MAX_FRAMES", 10_000)
+INGEST_MAX_PLANE_IMAGES = env_int("INGEST_MAX_PLANE_IMAGES", 10_000)
+INGEST_MAX_SERIES_IMAGES = env_int("INGEST_MAX_SERIES_IMAGES", 20_000)
+INGEST_MAX_PIXELS_PER_BYTE = env_int("INGEST_MAX_PIXELS_PER_BYTE", 256)
 
 # --- Cache (rate limits, lockouts): shared by every process ----------------------------------
 CACHE_URL = env("CACHE_URL") or (

@@ -110,6 +110,8 @@ class Series(models.Model):
     images_total = models.PositiveIntegerField(default=0)
     images_done = models.PositiveIntegerField(default=0)
     render_error = models.TextField(blank=True)
+    # rebuilds under way or cut short by the death of their worker (TASK_MAX_WORKER_DEATHS)
+    rebuild_attempts = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -130,13 +132,17 @@ class Series(models.Model):
 
 
 class RenderedChunk(models.Model):
-    """A chunk of a series version's plane images that a worker has stored. A chunk's task can be
-    delivered twice (its worker killed before it acknowledged): it is counted once."""
+    """A chunk of a series version's plane images, from its first delivery to a worker: ``done``
+    once stored. A chunk's task can be delivered twice (its worker killed before it acknowledged):
+    it is counted once. ``attempts`` counts deliveries under way or cut short by the death of their
+    worker; a chunk that kept killing its worker is given up (TASK_MAX_WORKER_DEATHS)."""
 
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="+")
     version = models.PositiveIntegerField()
     plane = models.CharField(max_length=16)
     start = models.PositiveIntegerField()
+    done = models.BooleanField(default=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [

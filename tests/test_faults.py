@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.utils import timezone
 
 from studies import scratch, storage
@@ -86,10 +87,12 @@ def test_a_second_delivery_while_the_first_runs_does_nothing(queued_upload):
 
 
 def test_an_upload_interrupted_too_often_is_given_up(queued_upload):
-    Upload.objects.filter(pk=queued_upload.pk).update(status=Upload.Status.PROCESSING, attempts=ingest.MAX_ATTEMPTS)
+    Upload.objects.filter(pk=queued_upload.pk).update(
+        status=Upload.Status.PROCESSING, attempts=settings.TASK_MAX_WORKER_DEATHS
+    )
     ingest.upload_ingest(queued_upload.pk)
     upload = Upload.objects.get(pk=queued_upload.pk)
-    assert upload.status == Upload.Status.FAILED and "interrupted 3 times" in upload.error
+    assert upload.status == Upload.Status.FAILED and "interrupted 2 times" in upload.error
 
 
 def test_time_limit_ends_the_upload_failed_with_a_message(queued_upload, monkeypatch):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import requests
 
 from studies.models import Instance, Series, Upload
 from tests.conftest import PASSWORD, WorkerProcess, shared_path, zip_folder
+from tests.dicomgen import write_image, write_volume
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 CT = ("ct-chest-lidc0314-fnndsc", "LIDC-IDRI-0314_CT_275slices.zip")
@@ -119,3 +121,46 @@ def test_browsing_while_an_ingest_runs_has_no_errors(live_server, user, worker, 
     done = wait_until(lambda: finished(second["id"]), 180, "second upload done", worker)
     assert failures == [] and successes == 16 * 40
     assert done.status == Upload.Status.DONE and done.files_dicom == 275
+
+
+def test_an_ingest_that_killed_its_worker_twice_is_failed_and_the_next_upload_runs(
+    live_server, user, media_root, tmp_path
+):
+    """A poison upload (here: its worker SIGKILLed mid-ingest, as the kernel's OOM killer would)
+    is delivered again after each death; after the second it is failed, not delivered forever,
+    and the worker goes on with other uploads."""
+    slices = np.random.default_rng(3).integers(0, 1000, (300, 128, 128), dtype=np.uint16)
+    poison = zip_folder(write_volume(tmp_path / "v", slices, slice_step=1.0)[0].parent, tmp_path / "poison.zip")
+    session = session_for(live_server)
+    env = {"CELERY_VISIBILITY_TIMEOUT": "2"}
+    worker = WorkerProcess(media_root, tmp_path / "w1.log", concurrency=1, extra_env=env)
+    queue = worker.queue
+    created = upload(session, live_server, poison)
+    for death in (1, 2):
+        if death > 1:
+            worker = WorkerProcess(media_root, tmp_path / f"w{death}.log", concurrency=1, extra_env=env, queue=queue)
+        wait_until(
+            lambda death=death: Upload.objects.filter(
+                pk=created["id"], attempts=death, status=Upload.Status.PROCESSING
+            ).exclude(stage="rendering"),
+            120,
+            f"delivery {death} started",
+            worker,
+        )
+        worker.kill()
+        worker.stop()
+        interrupted = Upload.objects.get(pk=created["id"])
+        assert interrupted.stage != "rendering", "the kill came too late to interrupt the ingest"
+
+    last = WorkerProcess(media_root, tmp_path / "w3.log", concurrency=1, extra_env=env, queue=queue)
+    try:
+        given_up = wait_until(lambda: finished(created["id"]), 120, "the poison upload ended", last)
+        good = write_image(tmp_path / "good" / "good.dcm", np.full((16, 16), 5, np.uint16))
+        after = upload(session, live_server, zip_folder(good.parent, tmp_path / "good.zip"), "good.zip")
+        done = wait_until(lambda: finished(after["id"]), 60, "the next upload finished", last)
+    finally:
+        last.stop()
+    assert given_up.status == Upload.Status.FAILED and given_up.attempts == 2
+    assert "interrupted 2 times" in given_up.error and given_up.file  # its ZIP is kept to run again
+    assert Instance.objects.filter(upload_id=created["id"]).count() == 0
+    assert done.status == Upload.Status.DONE and done.files_dicom == 1

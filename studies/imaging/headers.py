@@ -115,8 +115,10 @@ def starts_like_dicom(head: bytes) -> bool:
     return group_le in (0x0002, 0x0008) or group_be in (0x0002, 0x0008)
 
 
-def read_header(path: Path, name: str | None = None) -> Header | Skipped:
-    """Read the header of one file. Never raises for bad input: answers Skipped instead."""
+def read_header(path: Path, name: str | None = None, max_frames: int | None = None) -> Header | Skipped:
+    """Read the header of one file. Never raises for bad input: answers Skipped instead.
+
+    ``max_frames``: files that claim more frames are skipped (default: ``HARD_MAX_FRAMES``)."""
     path = Path(path)
     name = name or path.name
     try:
@@ -125,13 +127,15 @@ def read_header(path: Path, name: str | None = None) -> Header | Skipped:
         ds = pydicom.dcmread(path, defer_size=1024, force=True)
     except Exception as exc:  # pydicom raises many kinds on damaged files
         return Skipped(name, f"unreadable DICOM ({_brief(exc)})")
-    return _header_or_skip(ds, path, name, path.stat().st_size)
+    return _header_or_skip(ds, path, name, path.stat().st_size, max_frames)
 
 
 NEED_MORE = None  # read_header_prefix: the header goes on past the bytes given
 
 
-def read_header_prefix(head: bytes, name: str, size: int, path: Path) -> Header | Skipped | None:
+def read_header_prefix(
+    head: bytes, name: str, size: int, path: Path, max_frames: int | None = None
+) -> Header | Skipped | None:
     """Read a header from the first bytes of a file of ``size`` bytes that will live at ``path``.
 
     Answers NEED_MORE (None) when ``head`` stops before the header does: read more and ask again.
@@ -147,17 +151,17 @@ def read_header_prefix(head: bytes, name: str, size: int, path: Path) -> Header 
         return NEED_MORE if partial else Skipped(name, f"unreadable DICOM ({_brief(exc)})")
     if partial and not any(keyword in ds for keyword in PIXEL_KEYWORDS):
         return NEED_MORE  # maybe the pixels come later; maybe it is not an image: only all of it can tell
-    return _header_or_skip(ds, Path(path), name, size)
+    return _header_or_skip(ds, Path(path), name, size, max_frames)
 
 
-def _header_or_skip(ds: Dataset, path: Path, name: str, size: int) -> Header | Skipped:
+def _header_or_skip(ds: Dataset, path: Path, name: str, size: int, max_frames: int | None) -> Header | Skipped:
     try:
-        return _header_from_dataset(ds, path, name, size)
+        return _header_from_dataset(ds, path, name, size, max_frames)
     except Exception as exc:
         return Skipped(name, f"damaged DICOM header ({_brief(exc)})")
 
 
-def _header_from_dataset(ds: Dataset, path: Path, name: str, size: int) -> Header | Skipped:
+def _header_from_dataset(ds: Dataset, path: Path, name: str, size: int, max_frames: int | None) -> Header | Skipped:
     if len(ds) == 0:
         return Skipped(name, "not a DICOM file")
     meta = getattr(ds, "file_meta", None) or Dataset()
@@ -224,16 +228,28 @@ def _header_from_dataset(ds: Dataset, path: Path, name: str, size: int) -> Heade
         file_size=size,
         encoding_note=note,
     )
-    header.frames = _frames(ds, header.number_of_frames)
-    problem = pixel_problem(ds, header)
+    # Counts first: nothing is allocated per frame before they are known to fit the data.
+    problem = frames_problem(header, max_frames) or pixel_problem(ds, header)
     if problem:
         return Skipped(name, problem)
+    header.frames = _frames(ds, header.number_of_frames)
     if transfer_syntax in NATIVE_LITTLE_ENDIAN and "PixelData" in ds:
         header.pixel_offset = _pixel_value_offset(ds)
     return header
 
 
 MAX_DECODED_BYTES = 1024**3  # decoded pixel bytes per file we are willing to allocate
+HARD_MAX_FRAMES = 1_000_000  # frames of a file whatever the caller's cap (a list entry each)
+FRAGMENT_ITEM_BYTES = 8  # an encapsulated frame needs at least one fragment: an item tag and length
+
+
+def frames_problem(header: Header, max_frames: int | None = None) -> str | None:
+    """Why a file's NumberOfFrames is refused: more than the cap this server shows per file."""
+    limit = min(max_frames or HARD_MAX_FRAMES, HARD_MAX_FRAMES)
+    if header.number_of_frames > limit:
+        setting = "; INGEST_MAX_FRAMES" if limit == max_frames else ""
+        return f"claims {header.number_of_frames:,} frames, more than this server shows per file ({limit:,}{setting})"
+    return None
 
 
 def pixel_problem(ds: Dataset, header: Header) -> str | None:
@@ -250,8 +266,10 @@ def pixel_problem(ds: Dataset, header: Header) -> str | None:
             f"({decoded / 1024**3:.1f} GiB decoded), more than this server decodes per file (1 GiB)"
         )
     syntax = UID(header.transfer_syntax_uid)
-    if "PixelData" not in ds or syntax.is_compressed or syntax.is_deflated:
+    if "PixelData" not in ds or syntax.is_deflated:
         return None
+    if syntax.is_compressed:
+        return _fragments_problem(ds, header)
     if header.photometric_interpretation == "YBR_FULL_422":  # native 4:2:2 stores 2 samples per pixel, not 3
         samples = samples * 2 // 3
     needed = (samples * header.bits_allocated + 7) // 8
@@ -262,6 +280,25 @@ def pixel_problem(ds: Dataset, header: Header) -> str | None:
         return (
             f"pixel data is truncated: {header.rows} x {header.columns} x {header.number_of_frames} "
             f"frames need {needed:,} bytes, the file holds {max(available, 0):,}"
+        )
+    return None
+
+
+def _fragments_problem(ds: Dataset, header: Header) -> str | None:
+    """Encapsulated data: every frame is at least one fragment item after the offset table's item,
+    so a file of N bytes holds fewer than N / 8 frames (the fragments themselves are counted by the
+    decoder; this bound needs no more of the file than the header reader has)."""
+    if header.number_of_frames <= 1:
+        return None
+    element = ds.get_item("PixelData", keep_deferred=True)
+    start = getattr(element, "value_tell", None) or getattr(element, "file_tell", None)
+    if not start:
+        return None
+    room = max(header.file_size - int(start), 0)
+    if (header.number_of_frames + 1) * FRAGMENT_ITEM_BYTES > room:
+        return (
+            f"claims {header.number_of_frames:,} compressed frames, but its pixel data of {room:,} bytes "
+            f"has room for at most {max(room // FRAGMENT_ITEM_BYTES - 1, 0):,}"
         )
     return None
 
@@ -299,11 +336,11 @@ def _frames(ds: Dataset, count: int) -> list[Frame]:
         return [_frame_from_groups(item, base) for item in per_frame]
     if count == 1:
         return [base]
-    # Classic multi-frame: one position for the first frame at most; the others are unknown.
+    # Classic multi-frame: one position for the first frame at most; the others are unknown
+    # (one shared frozen Frame: a pointer per frame, not an object).
     return [
         Frame(None, base.orientation, base.spacing, base.slope, base.intercept, base.window_center, base.window_width)
-        for _ in range(count)
-    ]
+    ] * count
 
 
 def _frame_from_groups(groups: Dataset, base: Frame) -> Frame:

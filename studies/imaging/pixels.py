@@ -34,7 +34,18 @@ def decode(header: Header) -> np.ndarray:
     Greyscale: shape (frames, rows, cols) of modality values (rescale or Modality LUT applied),
     int16 when the values are whole numbers that fit, else float32.
     Colour: shape (frames, rows, cols, 3), uint8 RGB (YBR converted, palettes applied).
+    A decode that runs out of memory (the worker's cap, WORKER_MEMORY_LIMIT_MB) is a DecodeError.
     """
+    try:
+        return _decode(header)
+    except MemoryError:
+        raise DecodeError(
+            f"not enough memory to decode {header.columns} x {header.rows} pixels x {header.number_of_frames} "
+            "frames on this server"
+        ) from None
+
+
+def _decode(header: Header) -> np.ndarray:
     if _is_plain_native(header):
         raw = _read_native(header)
         return _rescale_int16(raw, header) if _fits_int16(header) else modality_values(None, raw, header)

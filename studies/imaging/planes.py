@@ -105,16 +105,27 @@ def volume_bounds(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
     return corners.min(axis=0), corners.max(axis=0)
 
 
-def plan_planes(volume: Volume) -> dict[str, Plane]:
+def _steps_per_world_axis(volume: Volume) -> list[float]:
+    axes = _volume_axes(volume)
+    return [axes[int(np.argmax([abs(a[w]) for a, _ in axes]))][1] for w in range(3)]
+
+
+def natural_step(volume: Volume, name: str) -> float:
+    """The step between images of plane ``name`` before any cap: the spacing of the volume axis
+    closest to the plane's normal."""
+    return _steps_per_world_axis(volume)[int(np.argmax(np.abs(PLANE_AXES[name][2])))]
+
+
+def plan_planes(volume: Volume, max_images: int | None = None) -> dict[str, Plane]:
     """The axial, coronal and sagittal planes that cover ``volume``.
 
     Along each world axis the sampling step is the spacing of the volume axis closest to it,
     so an axis-aligned acquisition keeps its own pixels and slices; in-plane, each image takes
-    the finer of its two steps for both, to make the pixels square.
+    the finer of its two steps for both, to make the pixels square. A plane that would have more
+    than ``max_images`` images takes larger steps between them (its pixels stay).
     """
     lo, hi = volume_bounds(volume)
-    axes = _volume_axes(volume)
-    step_per_world_axis = [axes[int(np.argmax([abs(a[w]) for a, _ in axes]))][1] for w in range(3)]
+    step_per_world_axis = _steps_per_world_axis(volume)
     planes = {}
     for name, (x_dir, y_dir, step_dir) in PLANE_AXES.items():
         wx, wy, wt = (int(np.argmax(np.abs(d))) for d in (x_dir, y_dir, step_dir))
@@ -122,6 +133,8 @@ def plan_planes(volume: Volume) -> dict[str, Plane]:
         extent_x, extent_y, extent_t = hi[wx] - lo[wx], hi[wy] - lo[wy], hi[wt] - lo[wt]
         pixel_mm = max(pixel_mm, max(extent_x, extent_y) / (MAX_PLANE_PIXELS - 1))
         step_mm = step_per_world_axis[wt]
+        if max_images is not None and int(round(extent_t / step_mm)) + 1 > max(max_images, 2):
+            step_mm = extent_t / (max(max_images, 2) - 1)
         origin = np.zeros(3)
         for axis, direction in ((wx, x_dir), (wy, y_dir), (wt, step_dir)):
             origin[axis] = lo[axis] if direction[axis] > 0 else hi[axis]

@@ -140,13 +140,23 @@ def thumbnail(image: np.ndarray, size: int = THUMBNAIL_PX) -> np.ndarray:
     return cv2.resize(image, new_size, interpolation=cv2.INTER_AREA)
 
 
+MAX_ASPECT_SIDE = 4096  # a stretched side grows to this at most (as a plane's width and height)
+
+
+def aspect_size(width: int, height: int, spacing_row_mm: float | None, spacing_col_mm: float | None):
+    """(width, height) of an image with square pixels, the stretched side at most MAX_ASPECT_SIDE
+    (spacings of 0.001 and 100 mm would make a 8 x 8 image 800,000 pixels long)."""
+    if not spacing_row_mm or not spacing_col_mm or abs(spacing_row_mm / spacing_col_mm - 1) < 0.01:
+        return width, height
+    if spacing_row_mm > spacing_col_mm:
+        return width, max(height, min(round(height * spacing_row_mm / spacing_col_mm), MAX_ASPECT_SIDE))
+    return max(width, min(round(width * spacing_col_mm / spacing_row_mm), MAX_ASPECT_SIDE)), height
+
+
 def resize_to_aspect(image: np.ndarray, spacing_row_mm: float, spacing_col_mm: float) -> np.ndarray:
     """Resample an image with non-square pixels so that each pixel is square."""
-    if not spacing_row_mm or not spacing_col_mm or abs(spacing_row_mm / spacing_col_mm - 1) < 0.01:
-        return image
     height, width = image.shape[:2]
-    if spacing_row_mm > spacing_col_mm:
-        height = round(height * spacing_row_mm / spacing_col_mm)
-    else:
-        width = round(width * spacing_col_mm / spacing_row_mm)
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    size = aspect_size(width, height, spacing_row_mm, spacing_col_mm)
+    if size == (width, height):
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)

@@ -16,7 +16,7 @@ from . import pixels
 from .headers import Header
 from .planes import STACK, Plane, Resampler, plan_planes
 from .render import VoiLut, Window, auto_window, resize_to_aspect, to_display, window_table
-from .volume import FrameRef, Volume
+from .volume import FrameRef, Volume, display_size
 
 INT16_MIN, INT16_MAX = -32768, 32767
 
@@ -90,9 +90,11 @@ class VolumeImages:
     data: np.ndarray
     window: Window
     invert: bool = False
+    planes: dict[str, Plane] | None = None  # as planned at ingest (within its limits); else planned here
 
     def __post_init__(self):
-        self.planes: dict[str, Plane] = plan_planes(self.volume)
+        if self.planes is None:
+            self.planes = plan_planes(self.volume)
         self.resampler = Resampler(self.volume, self.data)
         self._tables: dict[Window, np.ndarray] = {}
 
@@ -131,13 +133,7 @@ class StackImages:
         return Plane(STACK, len(self.frames), width, height)
 
     def _display_size(self, ref: FrameRef) -> tuple[int, int]:
-        header = self.headers[ref.instance]
-        spacing = header.frames[ref.frame].spacing
-        if spacing and abs(spacing[0] / spacing[1] - 1) >= 0.01:
-            if spacing[0] > spacing[1]:
-                return header.columns, round(header.rows * spacing[0] / spacing[1])
-            return round(header.columns * spacing[1] / spacing[0]), header.rows
-        return header.columns, header.rows
+        return display_size(self.headers[ref.instance], ref.frame)
 
     def instance_frames(self, instance: int) -> np.ndarray:
         if self._cache is None or self._cache[0] != instance:

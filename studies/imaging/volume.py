@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .headers import Header
+from .limits import RenderLimits, image_cost
+from .render import aspect_size
 
 MIN_VOLUME_SLICES = 3
 ORIENTATION_TOLERANCE = 1e-3  # 1 - cos(angle) between orientations of one stack (~2.5 degrees)
@@ -76,30 +78,44 @@ class Layout:
     stack: list[FrameRef]  # the frames of a non-volume series, in display order
     excluded: list[tuple[FrameRef, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    planes: dict | None = None  # a volume's planes (``planes.Plane`` by name), within the limits
 
     @property
     def frames(self) -> list[FrameRef]:
         return self.volume.frames if self.volume else self.stack
 
 
-def layout_series(headers: list[Header]) -> Layout:
-    """Decide how the frames of one series (their headers) are laid out."""
+def layout_series(headers: list[Header], limits: RenderLimits | None = None) -> Layout:
+    """Decide how the frames of one series (their headers) are laid out, within ``limits``:
+    planes that would be more work than the series' files justify are not made (the acquired
+    images are shown as a stack), and a stack stops at the limits (the rest left out, noted)."""
+    from .planes import plan_planes  # planes works on a Volume: imported here, not at the top
+
+    limits = limits or RenderLimits()
     all_frames = [FrameRef(i, f) for i, h in enumerate(headers) for f in range(h.number_of_frames)]
     stack_order = sorted(all_frames, key=lambda ref: (_instance_key(headers[ref.instance]), ref.instance, ref.frame))
+
+    def stack(notes=()):
+        return _capped_stack(headers, stack_order, limits, list(notes))
+
     if any(h.is_color for h in headers):
-        return Layout(None, stack_order, notes=["colour images: shown as a stack"])
+        return stack(["colour images: shown as a stack"])
 
     geometric = [ref for ref in all_frames if _has_geometry(headers, ref)]
     if len(geometric) < MIN_VOLUME_SLICES:
-        return Layout(None, stack_order)
+        return stack()
 
     groups = _group_compatible(headers, geometric)
     main = max(groups, key=len)
     if len(main) < MIN_VOLUME_SLICES:
-        return Layout(None, stack_order)
+        return stack()
     volume, problem = _build_volume(headers, main)
     if volume is None:
-        return Layout(None, stack_order, notes=[problem] if problem else [])
+        return stack([problem] if problem else [])
+    planes = plan_planes(volume, limits.max_plane_images)
+    problem = _planes_problem(planes, _data_bytes(headers, main), limits)
+    if problem:
+        return stack([problem])
 
     in_volume = set(main)
     excluded = []
@@ -108,9 +124,64 @@ def layout_series(headers: list[Header]) -> Layout:
             continue
         excluded.append((ref, _exclusion_reason(headers, ref, main[0])))
     notes = list(volume.notes)
+    if any(plane.step_mm > step for plane, step in _natural_steps(planes, volume)):
+        notes.append(
+            f"a plane longer than {limits.max_plane_images:,} images takes larger steps between its images "
+            "(INGEST_MAX_PLANE_IMAGES)"
+        )
     if excluded:
         notes.append(f"{len(excluded)} image(s) not part of the volume were left out of the planes")
-    return Layout(volume, [], excluded, notes)
+    return Layout(volume, [], excluded, notes, planes=planes)
+
+
+def _data_bytes(headers: list[Header], refs: list[FrameRef]) -> int:
+    return sum(headers[index].file_size for index in {ref.instance for ref in refs})
+
+
+def _natural_steps(planes: dict, volume: Volume):
+    from .planes import natural_step
+
+    return [(plane, natural_step(volume, name)) for name, plane in planes.items()]
+
+
+def _planes_problem(planes: dict, data_bytes: int, limits: RenderLimits) -> str | None:
+    images = sum(plane.count for plane in planes.values())
+    cost = sum(plane.count * image_cost(plane.width, plane.height) for plane in planes.values())
+    if images <= limits.max_series_images and cost <= limits.pixel_budget(data_bytes):
+        return None
+    return (
+        f"no axial, coronal or sagittal planes: they would be {images:,} images of {cost / 1e6:,.1f} million "
+        f"pixels from {data_bytes:,} bytes of files, more than this server renders for them (at most "
+        f"{limits.max_series_images:,} images and {limits.max_pixels_per_byte:g} pixels per byte; "
+        "INGEST_MAX_SERIES_IMAGES, INGEST_MAX_PIXELS_PER_BYTE): the images are shown as acquired"
+    )
+
+
+def _capped_stack(headers: list[Header], order: list[FrameRef], limits: RenderLimits, notes: list[str]) -> Layout:
+    """The frames in display order up to the series' image count and pixel budget; the rest are
+    left out with the reason (noted per file)."""
+    budget = limits.pixel_budget(_data_bytes(headers, order))
+    cost = 0
+    for kept, ref in enumerate(order):
+        cost += image_cost(*display_size(headers[ref.instance], ref.frame))
+        if kept and (kept >= limits.max_series_images or cost > budget):  # the first image stays
+            break
+    else:
+        return Layout(None, order, notes=notes)
+    reason = (
+        f"left out: the series' first {kept:,} images are all this server renders for its "
+        f"{_data_bytes(headers, order):,} bytes of files (at most {limits.max_series_images:,} images "
+        f"and {limits.max_pixels_per_byte:g} pixels per byte; INGEST_MAX_SERIES_IMAGES, INGEST_MAX_PIXELS_PER_BYTE)"
+    )
+    left_out = order[kept:]
+    notes = [*notes, f"{len(left_out):,} image(s) left out: {reason.removeprefix('left out: ')}"]
+    return Layout(None, order[:kept], [(ref, reason) for ref in left_out], notes)
+
+
+def display_size(header: Header, frame: int) -> tuple[int, int]:
+    """(width, height) of a frame shown with square pixels."""
+    spacing = header.frames[frame].spacing if header.frames else None
+    return aspect_size(header.columns, header.rows, *(spacing or (None, None)))
 
 
 def _instance_key(header: Header) -> int:

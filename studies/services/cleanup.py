@@ -9,10 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import F
 from django.utils import timezone
 
 from studies import scratch, storage
-from studies.models import Instance, Series, Upload
+from studies.models import Instance, RenderedChunk, Series, Upload
 from studies.services import locks
 from studies.services.queue import Task, enqueue
 
@@ -137,6 +138,15 @@ def recover_interrupted_work() -> int:
                 enqueue(Task.UPLOAD_INGEST, upload.pk)
                 requeued += 1
     for series_id in Series.objects.filter(render_status=Series.Render.RENDERING).values_list("pk", flat=True):
+        # A chunk of the current version that was under way died with the worker: a death of this
+        # series' rendering, counted where the rebuild looks (TASK_MAX_WORKER_DEATHS), so that a
+        # chunk that kills its worker is not rebuilt and rendered again at every start.
+        under_way = RenderedChunk.objects.filter(
+            series_id=series_id, version=F("series__render_version"), done=False, attempts__gt=0
+        )
+        if under_way.exists():
+            Series.objects.filter(pk=series_id).update(rebuild_attempts=F("rebuild_attempts") + 1)
+            under_way.update(attempts=0)
         log.info("re-rendering series %s left unfinished", series_id)
         enqueue(Task.SERIES_REBUILD, series_id)
         requeued += 1

@@ -18,6 +18,7 @@ import numpy as np
 
 from studies import scratch, storage
 from studies.imaging.headers import Header, read_header
+from studies.imaging.planes import Plane
 from studies.imaging.render import Window, encode_png
 from studies.imaging.series import StackImages, VolumeImages
 from studies.imaging.volume import FrameRef, volume_from_dict
@@ -106,7 +107,8 @@ def _build(series_id: int, version: int, headers, frames, fetch: bool) -> Source
             raise NotReady() from None
         data = np.load(path, mmap_mode="r")
         volume = volume_from_dict(info["volume"])
-        images = VolumeImages(volume, data, window or Window(0, 1), bool(info.get("invert")))
+        planes = {name: Plane.from_dict(name, plane) for name, plane in info["planes"].items()}
+        images = VolumeImages(volume, data, window or Window(0, 1), bool(info.get("invert")), planes)
         return Source(series_id, version, info["planes"], images)
     if headers is None:
         names = list(dict.fromkeys(name for name, _ in info["frames"]))

@@ -30,7 +30,6 @@ from studies.services import locks, rendering, series_build
 log = logging.getLogger(__name__)
 
 # progress bands of the ingest stages; rendering fills the rest (see upload_progress)
-MAX_ATTEMPTS = 3  # deliveries of one upload's ingest before it is given up
 # the first bytes read for a header: most fit in 8 KB, nearly all in 64 KB; longer ones are read whole
 HEADER_PREFIX_BYTES = (8 * 1024, 64 * 1024)
 STAGE_BANDS = {"extracting": (0, 30), "storing": (30, 40), "decoding": (40, 50), "rendering": (50, 100)}
@@ -98,11 +97,14 @@ def _run(upload_id: int) -> None:
     if upload is None or upload.is_finished:
         return
     state = IngestState(upload)
-    if upload.attempts >= MAX_ATTEMPTS:
+    # attempts counts the starts; a finished ingest is never started again, so each earlier start
+    # was interrupted: its worker was killed (out of memory, SIGKILL) or stopped mid-task.
+    if upload.attempts >= settings.TASK_MAX_WORKER_DEATHS:
         _fail(
             state,
-            f"The ingest was interrupted {upload.attempts} times (the worker stopped while working "
-            "on it) and was given up; run it again, and tell the administrator if it happens again.",
+            f"The ingest was interrupted {upload.attempts} times (the worker stopped while working on it: "
+            "killed, or out of memory) and was given up, so that it cannot stop the worker again; run it "
+            "again, and tell the administrator if it happens again.",
         )
         return
     Upload.objects.filter(pk=upload.pk).update(
@@ -189,17 +191,18 @@ def _scan_headers(state: IngestState, source: archive.Archive, work) -> dict[int
 
 def _member_header(source: archive.Archive, member: archive.Member, work) -> Header | archive.Skipped:
     size = member.info.file_size
+    max_frames = settings.INGEST_MAX_FRAMES
     try:
         for prefix_bytes in HEADER_PREFIX_BYTES:
             head = source.prefix(member, prefix_bytes)
-            header = read_header_prefix(head, member.name, size, work / f"{member.number:06d}")
+            header = read_header_prefix(head, member.name, size, work / f"{member.number:06d}", max_frames)
             if header is not NEED_MORE or len(head) >= size:
                 break
         if header is NEED_MORE:  # a long header (big sequences, private data): read all of it
             work.mkdir(parents=True, exist_ok=True)
             path = work / f"{member.number:06d}"
             source.extract(member, path)
-            header = read_header(path, member.name)
+            header = read_header(path, member.name, max_frames)
             path.unlink(missing_ok=True)
     except archive.MemberError as exc:
         return archive.Skipped(member.name, str(exc))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -62,11 +63,43 @@ def queue_series(series_id: int, version: int) -> None:
 
 def render_chunk(series_id: int, version: int, plane: str, start: int, stop: int) -> None:
     """Render and store images ``start``..``stop`` of a plane. A storage that cannot be reached
-    raises StorageUnavailable (the task tries again later); other errors fail the series."""
+    raises StorageUnavailable (the task tries again later); other errors fail the series, and so
+    does a chunk whose earlier deliveries killed their worker too often."""
     if not Series.objects.filter(pk=series_id, render_version=version).exists():
         return  # deleted, or superseded by a newer version
-    if RenderedChunk.objects.filter(series_id=series_id, version=version, plane=plane, start=start).exists():
+    chunk, _created = RenderedChunk.objects.get_or_create(
+        series_id=series_id, version=version, plane=plane, start=start, defaults={"done": False}
+    )
+    if chunk.done:
         return  # a second delivery of a chunk that was stored and counted
+    if chunk.attempts >= settings.TASK_MAX_WORKER_DEATHS:
+        render_failed(
+            series_id,
+            version,
+            f"rendering images {start + 1}-{stop} of the {plane} plane stopped the worker {chunk.attempts} times "
+            "(killed, or out of memory) and was given up",
+        )
+        return
+    attempts = RenderedChunk.objects.filter(pk=chunk.pk)
+    attempts.update(attempts=F("attempts") + 1)  # undone below unless this worker dies meanwhile
+    try:
+        rendered = _render_chunk(series_id, version, plane, start, stop)
+    finally:
+        attempts.filter(attempts__gt=0).update(attempts=F("attempts") - 1)
+    if not rendered:
+        return
+    with transaction.atomic():  # counted once, however many times the chunk was delivered
+        first_time = RenderedChunk.objects.filter(pk=chunk.pk, done=False).update(done=True)
+        updated = first_time and Series.objects.filter(pk=series_id, render_version=version).update(
+            images_done=F("images_done") + (stop - start)
+        )
+    if updated:
+        IMAGES_RENDERED.inc(stop - start)
+        _finish_series_if_done(series_id, version)
+
+
+def _render_chunk(series_id: int, version: int, plane: str, start: int, stop: int) -> bool:
+    """True once stored; False when it failed the series."""
     try:
         try:
             _render_and_store(series_id, version, plane, start, stop)
@@ -78,17 +111,8 @@ def render_chunk(series_id: int, version: int, plane: str, start: int, stop: int
     except Exception as exc:
         log.exception("rendering series %s %s %s-%s failed", series_id, plane, start, stop)
         render_failed(series_id, version, f"rendering failed: {str(exc)[:200]}")
-        return
-    with transaction.atomic():  # counted once, however many times the chunk was delivered
-        _chunk, first_time = RenderedChunk.objects.get_or_create(
-            series_id=series_id, version=version, plane=plane, start=start
-        )
-        updated = first_time and Series.objects.filter(pk=series_id, render_version=version).update(
-            images_done=F("images_done") + (stop - start)
-        )
-    if updated:
-        IMAGES_RENDERED.inc(stop - start)
-        _finish_series_if_done(series_id, version)
+        return False
+    return True
 
 
 def render_failed(series_id: int, version: int, reason: str) -> None:
@@ -121,7 +145,7 @@ def _finish_series_if_done(series_id: int, version: int) -> None:
         render_version=version,
         render_status=Series.Render.RENDERING,
         images_done__gte=F("images_total"),
-    ).update(render_status=Series.Render.DONE)
+    ).update(render_status=Series.Render.DONE, rebuild_attempts=0)
     if finished:
         RenderedChunk.objects.filter(series_id=series_id, version__lte=version).delete()
         storage.save_bytes(storage.complete_name(series_id, version), b"")

@@ -28,7 +28,7 @@ from django.db.models import F
 
 from studies import scratch, storage
 from studies.imaging.headers import Header, read_header
-from studies.imaging.planes import plan_planes
+from studies.imaging.limits import RenderLimits
 from studies.imaging.render import Window, auto_window, encode_png, thumbnail
 from studies.imaging.series import (
     StackImages,
@@ -59,6 +59,16 @@ class SeriesPlan:
     fresh: list[Header] = field(default_factory=list)  # stored by this ingest
     window: Window | None = None
     first_image_done: bool = False
+
+
+def render_limits() -> RenderLimits:
+    """What one series may cost to render (settings INGEST_MAX_FRAMES and the others below)."""
+    return RenderLimits(
+        max_frames=settings.INGEST_MAX_FRAMES,
+        max_plane_images=settings.INGEST_MAX_PLANE_IMAGES,
+        max_series_images=settings.INGEST_MAX_SERIES_IMAGES,
+        max_pixels_per_byte=settings.INGEST_MAX_PIXELS_PER_BYTE,
+    )
 
 
 # --- step 1: rows ---------------------------------------------------------------------------
@@ -99,7 +109,7 @@ def _try_store(upload: Upload, new_headers: list[Header], skips: list[dict]):
         return None
 
     headers = (stored_headers(series) if series else []) + fresh
-    layout = layout_series(headers)
+    layout = layout_series(headers, render_limits())
     with transaction.atomic():
         series = _series_row(owner, first)
         if series.render_version != seen_version:
@@ -238,7 +248,7 @@ def update_series(series: Series, layout: Layout, headers: list[Header], version
     frame0 = model.frames[layout.frames[0].frame]
     frames_json = [[headers[ref.instance].instance_pk, ref.frame] for ref in layout.frames]
     if layout.volume:
-        planes = {name: plane.to_dict() for name, plane in plan_planes(layout.volume).items()}
+        planes = {name: plane.to_dict() for name, plane in layout.planes.items()}
         layout_json = {"kind": "volume", "volume": volume_to_dict(layout.volume), "frames": frames_json}
     else:
         planes = {"stack": StackImages(headers, layout.stack).plane().to_dict()}
@@ -309,7 +319,7 @@ def write_first_image(plan: SeriesPlan, fetch=None) -> None:
     layout, headers = plan.layout, plan.headers
     try:
         if layout.volume:
-            axial = plan_planes(layout.volume)["axial"]
+            axial = layout.planes["axial"]
             needed = slices_for_image(layout.volume, axial)
             if needed is None:
                 return  # the image crosses the slices: it comes with the whole volume
@@ -449,7 +459,7 @@ def drop_failures(plan: SeriesPlan, failures: dict[int, str], skips: list[dict],
 
 
 def _build_again(series_id, seen_version, headers, fresh, skips, upload) -> None:
-    layout = layout_series(headers)
+    layout = layout_series(headers, render_limits())
     with transaction.atomic():
         locked = Series.objects.select_for_update().select_related("study").get(pk=series_id)
         if locked.render_version != seen_version:
@@ -503,10 +513,30 @@ def _delete_empty(series: Series) -> None:
 
 def series_rebuild(series_id: int) -> None:
     """Lay out, decode and render a series again from its stored originals, as a new version.
-    Stored files that no longer decode are left out of the images (and noted), never deleted."""
+    Stored files that no longer decode are left out of the images (and noted), never deleted.
+    A rebuild whose earlier runs killed their worker too often fails the series instead."""
     series = Series.objects.filter(pk=series_id).first()
     if series is None:
         return
+    if series.rebuild_attempts >= settings.TASK_MAX_WORKER_DEATHS:
+        Series.objects.filter(pk=series_id).update(
+            render_status=Series.Render.FAILED,
+            render_error=f"rendering again stopped the worker {series.rebuild_attempts} times (killed, or out of "
+            "memory) and was given up",
+            rebuild_attempts=0,  # a later re-run by hand may try again
+        )
+        rendering.finish_uploads_if_rendered(series_id=series_id)
+        return
+    attempts = Series.objects.filter(pk=series_id)
+    attempts.update(rebuild_attempts=F("rebuild_attempts") + 1)  # undone below unless the worker dies
+    try:
+        _rebuild(series)
+    finally:
+        attempts.filter(rebuild_attempts__gt=0).update(rebuild_attempts=F("rebuild_attempts") - 1)
+
+
+def _rebuild(series: Series) -> None:
+    series_id = series.pk
     headers = stored_headers(series)
     if not headers:
         Series.objects.filter(pk=series_id).update(
