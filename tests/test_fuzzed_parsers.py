@@ -190,3 +190,36 @@ def test_qido_parameters_answer_or_say_what_is_wrong():
 )
 def test_odd_qido_parameters_answer_400_or_are_ignored(api, query, status):
     assert api.get(f"/dicomweb/studies?{query}").status_code == status
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_stow_bodies_store_what_parses_or_answer_bad_request(tmp_path):
+    from dicomweb import stow
+
+    good = multipart.Part("application/dicom", FILE_SEED)
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(
+        noise=st.lists(st.tuples(header_values, st.binary(max_size=60)), max_size=3),
+        cut=st.integers(0, 400),
+        boundary=st.sampled_from(["b", "0123456789abcdef"]),
+    )
+    def run(noise, cut, boundary):
+        parts = [good, *(multipart.Part(kind, data) for kind, data in noise)]
+        whole = b"".join(multipart.multipart_stream(parts, boundary))
+        body = tmp_path / "body"
+        body.write_bytes(whole if cut == 0 else whole[:-cut])
+        try:
+            items, staged = stow.read_parts(body, boundary, None)
+        except stow.BadRequest:
+            return
+        stored = [item for item in items if item.failure is None]
+        if staged is None:
+            assert not stored
+            return
+        with zipfile.ZipFile(staged) as zf:
+            assert zf.namelist() == [item.name for item in stored]
+            assert FILE_SEED in [zf.read(name) for name in zf.namelist()] or cut
+        staged.unlink()
+
+    run()

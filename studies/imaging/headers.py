@@ -403,9 +403,10 @@ def _fast_value(element: RawDataElement, dictionary_vr: str | None = None):
             return _SLOW
         values = struct.unpack(f"<{count}{code}", raw)
         return values[0] if count == 1 else list(values)
-    if vr not in _SPLIT_VRS or raw.rstrip(b" \x00").translate(None, _PRINTABLE):
+    if vr not in _SPLIT_VRS or raw.rstrip(b" \x00").translate(None, _PRINTABLE) or (vr == "PN" and b"=" in raw):
         # Only printable ASCII before the padding: escape sequences switch character sets (ISO 2022)
-        # and pydicom has its own rules for other control characters and NULs; it decides those.
+        # and pydicom has its own rules for other control characters and NULs, and for the
+        # component groups of names (it drops empty ones at the end); it decides those.
         return _SLOW
     text = raw.decode("ascii")
     parts = [part.strip(" \x00") if vr != "PN" else part.rstrip(" \x00") for part in text.split("\\")]
