@@ -42,8 +42,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=int(os.environ.get("FUZZ_SECONDS", "60")))
     parser.add_argument("--out", type=Path, default=ROOT / os.environ.get("VAR_DIR", "var") / "fuzz")
-    parser.add_argument("names", nargs="*", choices=[[], *HARNESSES], default=list(HARNESSES))
+    parser.add_argument("names", nargs="*", help=f"harnesses to run (default: all of {', '.join(HARNESSES)})")
     args = parser.parse_args()
+    if unknown := set(args.names) - set(HARNESSES):
+        parser.error(f"no harness named {', '.join(sorted(unknown))}")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "dicomviewer.settings"}
     failed = []
     for name in args.names or list(HARNESSES):
