@@ -6,7 +6,7 @@ export VAR_DIR ?= var
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 
-.PHONY: run secret demo test install lint check check-runtime bench clean
+.PHONY: run secret demo test fuzz install lint check check-runtime bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ demo: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Each parser's atheris harness (fuzz/) for FUZZ_SECONDS; failing inputs land in var/fuzz/crashes/.
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS)
 
 lint: install
 	$(PY) -m ruff check .

@@ -19,6 +19,7 @@ from pydicom.tag import Tag
 
 log = logging.getLogger(__name__)
 
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 BULK_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "UN"}
 PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # PixelData, FloatPixelData, DoubleFloatPixelData
 # Palette colour lookup table data (plain and segmented): always by BulkDataURI, as viewers expect.
@@ -32,11 +33,8 @@ def tag_hex(tag: int) -> str:
 def parse_tag(text: str) -> int | None:
     """A keyword (PatientName) or eight hex digits (00100010) as a tag number, or None."""
     text = text.strip()
-    if len(text) == 8:
-        try:
-            return int(text, 16)
-        except ValueError:
-            pass
+    if len(text) == 8 and all(char in HEX_DIGITS for char in text):
+        return int(text, 16)  # not int() alone: it also takes "-0000001", "0x001000" and "0010_010"
     tag = tag_for_keyword(text)
     return int(tag) if tag is not None else None
 

@@ -18,6 +18,7 @@ from dicomweb.dicomjson import attributes, keyword_of, parse_tag
 from studies.api.filters import modality_q
 
 MAX_RESULTS = 1000  # the server's limit when the client gives none (a Warning header says so)
+MAX_OFFSET = 2**31 - 1  # past any real result count, and an OFFSET every database takes
 
 
 class QueryError(ValueError):
@@ -84,6 +85,8 @@ def parse_query(params) -> Query:
             query.limit = _count(values[-1], "limit")
         elif lower == "offset":
             query.offset = _count(values[-1], "offset")
+            if query.offset > MAX_OFFSET:
+                raise QueryError(f"offset must be at most {MAX_OFFSET}")
         elif lower == "fuzzymatching":
             if values[-1].lower() not in ("true", "false"):
                 raise QueryError("fuzzymatching must be true or false")
@@ -107,9 +110,10 @@ def parse_query(params) -> Query:
 
 
 def _count(value: str, name: str) -> int:
-    if not value.strip().isdigit():
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):  # str.isdigit() also takes "²"; strip() also "\x1c"
         raise QueryError(f"{name} must be a whole number >= 0")
-    return int(value)
+    return int(text)
 
 
 def apply(queryset: QuerySet, query: Query, levels: list[tuple[dict, str]]) -> QuerySet:

@@ -413,6 +413,7 @@ FAST_VALUES = True
 _SLOW = object()
 _SPLIT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UI"}
 _STRUCT_VRS = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
+_PRINTABLE = bytes(range(0x20, 0x7F))
 _tags: dict[str, tuple[int, str] | None] = {}
 
 
@@ -428,8 +429,8 @@ def _fast_value(element: RawDataElement, dictionary_vr: str | None = None):
     """The value of an unconverted element when it is plain ASCII text or a little-endian integer;
     _SLOW for everything else (other VRs, other character sets, big endian)."""
     vr, raw = element.VR or dictionary_vr, element.value
-    if raw is None or vr is None or not element.is_little_endian:
-        return _SLOW
+    if raw is None or vr is None or not element.is_little_endian or (dictionary_vr and vr != dictionary_vr):
+        return _SLOW  # a VR other than the dictionary's (a DS PatientID, say) reads as pydicom reads it
     if not raw:
         return None
     if vr in _STRUCT_VRS:
@@ -439,13 +440,17 @@ def _fast_value(element: RawDataElement, dictionary_vr: str | None = None):
             return _SLOW
         values = struct.unpack(f"<{count}{code}", raw)
         return values[0] if count == 1 else list(values)
-    if vr not in _SPLIT_VRS or not raw.isascii() or b"\x1b" in raw:
-        return _SLOW  # escape sequences switch character sets (ISO 2022): pydicom decodes those
+    if vr not in _SPLIT_VRS or raw.rstrip(b" \x00").translate(None, _PRINTABLE) or (vr == "PN" and b"=" in raw):
+        # Only printable ASCII before the padding: escape sequences switch character sets (ISO 2022)
+        # and pydicom has its own rules for other control characters and NULs, and for the
+        # component groups of names (it drops empty ones at the end); it decides those.
+        return _SLOW
     text = raw.decode("ascii")
     parts = [part.strip(" \x00") if vr != "PN" else part.rstrip(" \x00") for part in text.split("\\")]
     if vr in ("DS", "IS"):
         try:
-            numbers = [float(part) if vr == "DS" else int(float(part)) for part in parts if part]
+            # IS: whole numbers only; pydicom keeps a fraction ("12.5"), and so its range check sees it
+            numbers = [float(part) if vr == "DS" else int(part) for part in parts if part]
         except (ValueError, OverflowError):
             return _SLOW
         if len(numbers) != len(parts):
