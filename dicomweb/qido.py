@@ -9,15 +9,16 @@ lists. ``limit``, ``offset``, ``includefield`` (keywords, tags, ``all``) and ``f
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
 
 from dicomweb.dicomjson import attributes, keyword_of, parse_tag
+from dicomweb.matching import has_wildcards, wildcard_q
 from studies.api.filters import modality_q
 
 MAX_RESULTS = 1000  # the server's limit when the client gives none (a Warning header says so)
+MAX_COUNT = 2**31 - 1  # limit and offset beyond this are errors (the databases' offsets are 64-bit at most)
 
 
 class QueryError(ValueError):
@@ -107,8 +108,9 @@ def parse_query(params) -> Query:
 
 
 def _count(value: str, name: str) -> int:
-    if not value.strip().isdigit():
-        raise QueryError(f"{name} must be a whole number >= 0")
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > MAX_COUNT:
+        raise QueryError(f"{name} must be a whole number from 0 to {MAX_COUNT}")
     return int(value)
 
 
@@ -135,19 +137,21 @@ def _match(field_name: str, kind: str, value: str, tag: int) -> Q:
         return condition
     if kind == "int":
         try:
-            return Q(**{field_name: int(value)})
+            number = int(value)
         except ValueError:
             raise QueryError(f"{keyword_of(tag)} must be a whole number") from None
+        if abs(number) > MAX_COUNT:  # the columns are 32-bit: nothing larger is stored
+            raise QueryError(f"{keyword_of(tag)} must be a whole number from -{MAX_COUNT} to {MAX_COUNT}")
+        return Q(**{field_name: number})
     if kind == "date":
         return _date_range(field_name, value, tag)
-    if "*" in value or "?" in value:
-        pattern = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in value)
-        return Q(**{f"{field_name}__iregex": f"^{pattern}$"})
+    if has_wildcards(value):
+        return wildcard_q(field_name, value)
     return Q(**{f"{field_name}__iexact": value})
 
 
 def _items(value: str) -> list[str]:
-    return [item.strip() for item in re.split(r"[,\\]", value) if item.strip()]
+    return [item.strip() for item in value.replace("\\", ",").split(",") if item.strip()]
 
 
 def _date_range(field_name: str, value: str, tag: int) -> Q:
