@@ -57,3 +57,10 @@ def test_paging_numbers_out_of_range_are_a_4xx_with_a_detail(api, user, params):
     response = api.get("/api/studies/", params)
     assert response.status_code in (400, 404), response.content
     assert response.json()
+
+
+def test_a_search_of_thousands_of_words_is_a_400_not_a_query_the_database_refuses(api, user):
+    make_study(user, 1, name="Doe^Jane")
+    response = api.get("/api/studies/", {"search": " ".join(["a"] * 2000)})
+    assert response.status_code == 400 and "search" in response.json()
+    assert api.get("/api/studies/", {"search": "doe jane"}).json()["count"] == 1
