@@ -18,6 +18,7 @@ from dicomweb.matching import has_wildcards, wildcard_q
 from studies.api.filters import modality_q
 
 MAX_RESULTS = 1000  # the server's limit when the client gives none (a Warning header says so)
+MAX_VALUE_CHARS = 4096  # per key: far above any DICOM value, far below SQLite's 50,000 for a LIKE pattern
 MAX_COUNT = 2**31 - 1  # limit and offset beyond this are errors (the databases' offsets are 64-bit at most)
 
 
@@ -79,6 +80,8 @@ def parse_query(params) -> Query:
     for key, values in params.lists():
         if any("\x00" in value for value in values):
             raise QueryError("query values cannot contain NUL characters")
+        if sum(len(value) for value in values) > MAX_VALUE_CHARS:
+            raise QueryError(f"{key.strip()[:64]}: a value is at most {MAX_VALUE_CHARS} characters")
         name = key.strip()
         lower = name.lower()
         if lower == "limit":

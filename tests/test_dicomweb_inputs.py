@@ -83,6 +83,8 @@ def test_many_wildcards_against_a_long_name_answer_fast_and_without_a_regex(api,
         {"offset": "²"},
         {"limit": "-1"},
         {"SeriesNumber": "99999999999999999999999"},
+        {"PatientName": "a*" * 30_000},  # a LIKE pattern longer than SQLite takes
+        {"StudyInstanceUID": ",".join(["1.2"] * 40_000)},  # more values than SQLite binds
     ],
 )
 def test_out_of_range_numbers_are_a_400(api, user, params):
