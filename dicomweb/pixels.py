@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,7 +54,7 @@ class FrameNotFound(LookupError):
 
 @dataclass
 class Frames:
-    data: list[bytes]
+    data: Iterable[bytes]  # one item per frame, produced when its turn comes (see ``frames``)
     transfer_syntax: str
 
 
@@ -76,6 +78,9 @@ def frame_count(ds) -> int:
 
 
 def frames(path: Path, numbers: list[int], *, keep_compressed: bool, transfer_syntax: str = "") -> Frames:
+    """The requested frames, one at a time: only the first is read here (so that a frame that
+    cannot be decoded is an error before the answer starts); the others when the answer is sent,
+    so that a long list never holds more than one frame beside the file's pixel data."""
     ds = read(path, transfer_syntax)
     syntax = str(ds.file_meta.TransferSyntaxUID)
     count = frame_count(ds)
@@ -83,23 +88,29 @@ def frames(path: Path, numbers: list[int], *, keep_compressed: bool, transfer_sy
         if not 1 <= number <= count:
             raise FrameNotFound(f"frame {number} does not exist: the instance has {count} frame(s)")
     if is_encapsulated(syntax) and keep_compressed:
-        return Frames([get_frame(ds.PixelData, n - 1, number_of_frames=count) for n in numbers], syntax)
+        return _started((get_frame(ds.PixelData, n - 1, number_of_frames=count) for n in numbers), syntax)
     bits = int(ds.get("BitsAllocated", 0) or 0)
     if syntax in LITTLE_ENDIAN_NATIVE and bits in (8, 16, 32, 64) and "PixelData" in ds:
         sliced = _slice_native(ds, numbers, count, bits)
         if sliced is not None:
-            return Frames(sliced, NATIVE)
+            return _started(sliced, NATIVE)
     planar = int(ds.get("SamplesPerPixel", 1) or 1) > 1 and int(ds.get("PlanarConfiguration", 0) or 0) == 1
-    decoded = []
-    for n in numbers:
+
+    def decoded(n: int) -> bytes:
         arr = pixel_array(ds, index=n - 1)
         if planar and not is_encapsulated(syntax) and arr.ndim == 3:
             arr = arr.transpose(2, 0, 1)  # keep the layout the metadata states (PlanarConfiguration 1)
-        decoded.append(_little_endian(arr))
-    return Frames(decoded, NATIVE)
+        return _little_endian(arr)
+
+    return _started((decoded(n) for n in numbers), NATIVE)
 
 
-def _slice_native(ds, numbers: list[int], count: int, bits: int) -> list[bytes] | None:
+def _started(data: Iterator[bytes], syntax: str) -> Frames:
+    first = next(data, None)
+    return Frames(data if first is None else itertools.chain([first], data), syntax)
+
+
+def _slice_native(ds, numbers: list[int], count: int, bits: int) -> Iterator[bytes] | None:
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if str(ds.get("PhotometricInterpretation", "")).upper() == "YBR_FULL_422":
         return None  # 4:2:2 subsampled: let the decoder lay it out
@@ -107,7 +118,7 @@ def _slice_native(ds, numbers: list[int], count: int, bits: int) -> list[bytes] 
     data = ds.PixelData
     if len(data) < size * count:
         return None
-    return [bytes(data[(n - 1) * size : n * size]) for n in numbers]
+    return (bytes(data[(n - 1) * size : n * size]) for n in numbers)
 
 
 def _little_endian(arr: np.ndarray) -> bytes:

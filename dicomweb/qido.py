@@ -9,16 +9,17 @@ lists. ``limit``, ``offset``, ``includefield`` (keywords, tags, ``all``) and ``f
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
 
 from dicomweb.dicomjson import attributes, keyword_of, parse_tag
+from dicomweb.matching import has_wildcards, wildcard_q
 from studies.api.filters import modality_q
 
 MAX_RESULTS = 1000  # the server's limit when the client gives none (a Warning header says so)
-MAX_OFFSET = 2**31 - 1  # past any real result count, and an OFFSET every database takes
+MAX_VALUE_CHARS = 4096  # per key: far above any DICOM value, far below SQLite's 50,000 for a LIKE pattern
+MAX_COUNT = 2**31 - 1  # limit and offset beyond this are errors (the databases' offsets are 64-bit at most)
 
 
 class QueryError(ValueError):
@@ -79,14 +80,14 @@ def parse_query(params) -> Query:
     for key, values in params.lists():
         if any("\x00" in value for value in values):
             raise QueryError("query values cannot contain NUL characters")
+        if sum(len(value) for value in values) > MAX_VALUE_CHARS:
+            raise QueryError(f"{key.strip()[:64]}: a value is at most {MAX_VALUE_CHARS} characters")
         name = key.strip()
         lower = name.lower()
         if lower == "limit":
             query.limit = _count(values[-1], "limit")
         elif lower == "offset":
             query.offset = _count(values[-1], "offset")
-            if query.offset > MAX_OFFSET:
-                raise QueryError(f"offset must be at most {MAX_OFFSET}")
         elif lower == "fuzzymatching":
             if values[-1].lower() not in ("true", "false"):
                 raise QueryError("fuzzymatching must be true or false")
@@ -110,10 +111,10 @@ def parse_query(params) -> Query:
 
 
 def _count(value: str, name: str) -> int:
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()):  # str.isdigit() also takes "²"; strip() also "\x1c"
-        raise QueryError(f"{name} must be a whole number >= 0")
-    return int(text)
+    value = value.strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > MAX_COUNT:
+        raise QueryError(f"{name} must be a whole number from 0 to {MAX_COUNT}")
+    return int(value)
 
 
 def apply(queryset: QuerySet, query: Query, levels: list[tuple[dict, str]]) -> QuerySet:
@@ -139,19 +140,21 @@ def _match(field_name: str, kind: str, value: str, tag: int) -> Q:
         return condition
     if kind == "int":
         try:
-            return Q(**{field_name: int(value)})
+            number = int(value)
         except ValueError:
             raise QueryError(f"{keyword_of(tag)} must be a whole number") from None
+        if abs(number) > MAX_COUNT:  # the columns are 32-bit: nothing larger is stored
+            raise QueryError(f"{keyword_of(tag)} must be a whole number from -{MAX_COUNT} to {MAX_COUNT}")
+        return Q(**{field_name: number})
     if kind == "date":
         return _date_range(field_name, value, tag)
-    if "*" in value or "?" in value:
-        pattern = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in value)
-        return Q(**{f"{field_name}__iregex": f"^{pattern}$"})
+    if has_wildcards(value):
+        return wildcard_q(field_name, value)
     return Q(**{f"{field_name}__iexact": value})
 
 
 def _items(value: str) -> list[str]:
-    return [item.strip() for item in re.split(r"[,\\]", value) if item.strip()]
+    return [item.strip() for item in value.replace("\\", ",").split(",") if item.strip()]
 
 
 def _date_range(field_name: str, value: str, tag: int) -> Q:

@@ -144,18 +144,27 @@ def octet_parts(result: pixels.Frames, multipart: bool, with_syntax: bool = True
 # --- WADO-RS: frames ------------------------------------------------------------------------------
 
 
-def frame_numbers(text: str) -> list[int]:
+def frame_numbers(text: str, count: int | None = None) -> list[int]:
+    """The frame numbers of a frame list: each once (a repeat would multiply the answer, not add to
+    it), and never more of them than the instance's ``count`` of frames."""
     try:
         numbers = [int(item) for item in text.split(",") if item.strip()]
     except ValueError:
         raise ParseError("Frame numbers are a comma-separated list of whole numbers from 1.") from None
     if not numbers or any(n < 1 for n in numbers):
         raise ParseError("Frame numbers are a comma-separated list of whole numbers from 1.")
+    seen: set[int] = set()
+    for number in numbers:
+        if number in seen:
+            raise ParseError(f"Frame {number} is asked for more than once: list each frame once.")
+        seen.add(number)
+    if count is not None and len(numbers) > count:
+        raise ParseError(f"The list asks for {len(numbers)} frames; the instance has {count} frame(s).")
     return numbers
 
 
 def frames(request, instance: Instance, numbers_text: str):
-    numbers = frame_numbers(numbers_text)
+    numbers = frame_numbers(numbers_text, instance.number_of_frames)
     stored = instance.transfer_syntax_uid
     choice = choose_frame_syntax(parse_accept(request.headers.get("Accept")), stored)
     if choice is None:
@@ -164,6 +173,8 @@ def frames(request, instance: Instance, numbers_text: str):
             'with transfer-syntax=* or that syntax), as multipart/related; type="application/octet-stream".'
         )
     keep_compressed, media_type, multipart = choice
+    if not multipart and len(numbers) > 1:
+        raise NotAcceptable("Several frames need a multipart/related answer.")
     try:
         result = pixels.frames(
             storage.local_copy(instance.file), numbers, keep_compressed=keep_compressed, transfer_syntax=stored
@@ -173,8 +184,6 @@ def frames(request, instance: Instance, numbers_text: str):
     except Exception as exc:
         raise NotAcceptable(f"The frames could not be decoded to native pixels ({str(exc)[:160]}).") from None
     record_frames_download(request, instance.series)
-    if not multipart and len(numbers) > 1:
-        raise NotAcceptable("Several frames need a multipart/related answer.")
     return octet_parts(result, multipart, media_type=media_type)
 
 

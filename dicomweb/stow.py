@@ -23,6 +23,7 @@ from django.conf import settings
 
 from dicomweb.multipart import MultipartError, split_multipart
 from studies import scratch
+from studies.imaging.uids import is_valid_uid
 from studies.models import Instance, Upload
 from studies.services.imports import upload_staged
 
@@ -188,20 +189,31 @@ def _check(item: Item, content_type: str, data, study_uid: str | None, seen: set
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=True, specific_tags=HEADER_TAGS)
         meta = getattr(ds, "file_meta", None) or {}
-        item.sop_class = str(ds.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", "") or "")
-        item.sop_instance = str(ds.get("SOPInstanceUID", "") or meta.get("MediaStorageSOPInstanceUID", "") or "")
-        item.study = str(ds.get("StudyInstanceUID", "") or "")
+        item.sop_class = _text(ds.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID"))
+        item.sop_instance = _text(ds.get("SOPInstanceUID") or meta.get("MediaStorageSOPInstanceUID"))
+        item.study = _text(ds.get("StudyInstanceUID"))
+        series = _text(ds.get("SeriesInstanceUID"))
     except Exception:
         item.failure = CANNOT_UNDERSTAND
         return
-    uids = (item.sop_class, item.sop_instance, item.study)
-    if not all(uids) or any(len(uid) > 64 or "\x00" in uid for uid in uids):
-        item.failure = CANNOT_UNDERSTAND
+    if not all(map(is_valid_uid, (item.sop_class, item.sop_instance, item.study, series))):
+        item.failure = CANNOT_UNDERSTAND  # the ingest would skip it too (studies.imaging.uids)
+        item.sop_class, item.sop_instance = _checked(item.sop_class), _checked(item.sop_instance)
     elif study_uid and item.study != study_uid:
         item.failure = DOES_NOT_MATCH
     elif item.sop_instance in seen:
         item.failure = DUPLICATE
     seen.add(item.sop_instance)
+
+
+def _text(value) -> str:
+    """A UID as the ingest reads it (studies.imaging.headers): padding and NULs off."""
+    return str(value or "").strip().replace("\x00", "")
+
+
+def _checked(uid: str) -> str:
+    """``uid`` when it is one, else nothing: the answer never echoes what is not a UID."""
+    return uid if is_valid_uid(uid) else ""
 
 
 # --- storing ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from audit.models import AuditEvent
 from studies.models import Instance, Study, Upload
 from tests.conftest import api_client_for, ingest_zip, make_zip, shared_path, stored_bytes
+from tests.dicomgen import make_dataset
 from tokens.services import token_create, token_revoke
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -350,7 +351,9 @@ def test_stow_stores_and_answers_referenced_sops(user, eager_celery):
 def test_stow_to_a_study_rejects_other_studies_parts(user, eager_celery):
     api = api_client_for(user)
     mr = mr_files(1)[0]
-    other = shared_path("secondary-capture", "gdcm-CT-MONO2-8-abdo.dcm").read_bytes()
+    other = io.BytesIO()  # an image of another study (GDCM's CT-MONO2-8-abdo has no valid UIDs: now a 0xC000)
+    make_dataset(np.zeros((8, 8), dtype=np.uint16)).save_as(other, enforce_file_format=True)
+    other = other.getvalue()
     study_uid = pydicom.dcmread(io.BytesIO(mr), stop_before_pixels=True).StudyInstanceUID
     response = stow(api, f"/dicomweb/studies/{study_uid}", [mr, other, b"not dicom at all"])
     assert response.status_code == 202

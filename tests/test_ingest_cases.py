@@ -112,11 +112,21 @@ def test_pet_volume_and_segmentation_in_one_study(user, tmp_path):
         ("ct-enhanced-multiframe-nema-pydicomdata", "done", 1, []),
         ("cr-monochrome1", "done", 2, []),
         ("us-color-and-cine", "done", 4, []),
-        ("secondary-capture", "done", 2, []),
+        (
+            "secondary-capture",
+            "done",
+            1,
+            ["SeriesInstanceUID is not a valid UID"],
+        ),  # GDCM's CT-MONO2-8-abdo: "REM SAMPLES 1"
         ("deflate-sc-pydicom", "done", 1, []),
         ("dicomdir-pydicom", "done", 31, ["DICOMDIR index file"]),
         ("non-image-sr-seg-rwvm-dcmqi", "done", 1, ["not an image (Comprehensive SR", "not an image (Real World"]),
-        ("odd-tags", "done", 3, ["no Rows or Columns", "same SOPInstanceUID", "same SOPInstanceUID"]),
+        (
+            "odd-tags",
+            "done",
+            2,
+            ["no Rows or Columns", "same SOPInstanceUID", "same SOPInstanceUID", "SOPInstanceUID is not a valid UID"],
+        ),
         ("mr-multiframe-classic-dwv", "done", 1, []),
         ("lut-modality-voi-pydicomdata", "done", 2, []),
     ],

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
-from rest_framework.filters import OrderingFilter
+from rest_framework.filters import OrderingFilter, SearchFilter
 
 from studies.models import Instance, Patient, Series, Study, Upload
 
@@ -121,6 +121,19 @@ class UploadFilter(StrictFilterSet):
     class Meta:
         model = Upload
         fields = ["status"]
+
+
+class StrictSearchFilter(SearchFilter):
+    """``?search=`` with at most ``max_terms`` words: each word adds a condition on every search
+    field, and a few thousand of them make a query the database refuses (a 500 on SQLite)."""
+
+    max_terms = 10
+
+    def get_search_terms(self, request):
+        terms = super().get_search_terms(request)
+        if len(terms) > self.max_terms:
+            raise ValidationError({self.search_param: [f"At most {self.max_terms} words."]})
+        return terms
 
 
 class StrictOrderingFilter(OrderingFilter):

@@ -12,7 +12,7 @@ class Pagination(PageNumberPagination):
         value = request.query_params.get(self.page_size_query_param)
         if value is None:
             return self.page_size
-        if not value.isdigit() or not 1 <= int(value) <= 10**9:
+        if not (value.isascii() and value.isdigit()) or len(value) > 10 or not 1 <= int(value) <= 10**9:
             raise ValidationError({self.page_size_query_param: ["A whole number from 1 (at most 500 are used)."]})
         return min(int(value), self.max_page_size)
 
@@ -20,7 +20,7 @@ class Pagination(PageNumberPagination):
         value = request.query_params.get(self.page_query_param)
         if value is None:
             return 1
-        if not (value.isdigit() or value in self.last_page_strings):
+        if not ((value.isascii() and value.isdigit()) or value in self.last_page_strings):
             raise NotFound("Invalid page: a whole number from 1.")
         return value
 

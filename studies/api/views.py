@@ -28,6 +28,7 @@ from studies import scratch, selectors
 from studies.api import filters, serializers
 from studies.files import file_response
 from studies.imaging.render import Window
+from studies.imaging.uids import is_valid_uid
 from studies.services import image_access
 from studies.services.archives import Member, zip_stream
 from studies.services.deletion import series_delete, study_delete
@@ -92,13 +93,19 @@ def zip_response(request, obj, members, filename: str) -> StreamingHttpResponse:
 
 
 def members_of(instances) -> list[Member]:
-    """Each instance's file, named <SeriesInstanceUID>/<SOPInstanceUID>.dcm in the archive."""
+    """Each instance's file, named <SeriesInstanceUID>/<SOPInstanceUID>.dcm in the archive (rows
+    stored before UIDs were checked at ingest, if any, by their ids instead)."""
     rows = instances.values_list(
-        "series__series_instance_uid", "sop_instance_uid", "file", "file_size", "created_at"
+        "series_id", "series__series_instance_uid", "id", "sop_instance_uid", "file", "file_size", "created_at"
     ).order_by("series__series_number", "series_id", "instance_number", "id")
     return [
-        Member(f"{series_uid}/{sop_uid}.dcm", name, size, created) for series_uid, sop_uid, name, size, created in rows
+        Member(f"{_uid_or(series_uid, 'series', series_id)}/{_uid_or(sop_uid, 'instance', pk)}.dcm", name, size, when)
+        for series_id, series_uid, pk, sop_uid, name, size, when in rows
     ]
+
+
+def _uid_or(uid: str, kind: str, pk: int) -> str:
+    return uid if is_valid_uid(uid) else f"{kind}-{pk}"
 
 
 # --- auth and tokens ------------------------------------------------------------------------

@@ -21,9 +21,9 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .archive import Skipped
+from .uids import uid_problem
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
-UID_MAX_CHARS = 64
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
@@ -175,13 +175,14 @@ def _header_from_dataset(ds: Dataset, path: Path, name: str, size: int, max_fram
     uids = {}
     for keyword in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"):
         value = _str(ds, keyword)
-        if not value:
-            return Skipped(name, f"no {keyword}: the image cannot be placed in a study")
-        if len(value) > UID_MAX_CHARS:
-            return Skipped(name, f"{keyword} is longer than {UID_MAX_CHARS} characters (invalid DICOM)")
+        if problem := uid_problem(keyword, value):
+            return Skipped(name, problem)
         uids[keyword] = value
 
     transfer_syntax = _str(meta, "TransferSyntaxUID")
+    for keyword, value in (("SOPClassUID", sop_class), ("TransferSyntaxUID", transfer_syntax)):
+        if value and (problem := uid_problem(keyword, value)):
+            return Skipped(name, problem)
     note = ""
     if not transfer_syntax:
         transfer_syntax = ImplicitVRLittleEndian if ds.original_encoding[0] else ExplicitVRLittleEndian

@@ -42,6 +42,18 @@ class _Sink(io.RawIOBase):
         return data
 
 
+def safe_member_name(name: str) -> str:
+    """``name`` as a relative path of plain components: letters, digits, ``.``, ``-`` and ``_``
+    only, no empty, ``.`` or ``..`` component (whatever the database holds, an archive never names
+    a file outside the folder it is unpacked in, nor carries control characters)."""
+    parts = []
+    for part in name.replace("\\", "/").split("/"):
+        part = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in part)[:128]
+        if part.strip(".") and part not in (".", ".."):
+            parts.append(part)
+    return "/".join(parts) or "unnamed"
+
+
 @dataclass
 class Member:
     name: str  # in the archive
@@ -59,7 +71,7 @@ def zip_stream(members: Iterable[Member]) -> Iterator[bytes]:
             except FileNotFoundError:
                 continue  # removed meanwhile (a concurrent delete): leave it out
             with source:
-                info = zipfile.ZipInfo(member.name, date_time=member.modified.timetuple()[:6])
+                info = zipfile.ZipInfo(safe_member_name(member.name), date_time=member.modified.timetuple()[:6])
                 info.file_size = member.size
                 with archive.open(info, "w") as entry:
                     while chunk := source.read(CHUNK_BYTES):

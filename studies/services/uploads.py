@@ -10,6 +10,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db import transaction
+from django.http import QueryDict
+from django.utils.datastructures import MultiValueDict
 
 from studies import storage
 from studies.models import Upload
@@ -27,8 +29,11 @@ class SizeLimitHandler(FileUploadHandler):
 
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
         if content_length and content_length > settings.MAX_UPLOAD_BYTES + 1024 * 1024:
+            # Announced too large: answer "no fields, no files" without reading the body (Django's
+            # parser does not catch StopUpload raised here), and the view answers 413.
             self.request.upload_too_large = True
-            raise StopUpload(connection_reset=True)
+            return QueryDict(), MultiValueDict()
+        return None
 
     def receive_data_chunk(self, raw_data, start):
         if start + len(raw_data) > settings.MAX_UPLOAD_BYTES:
