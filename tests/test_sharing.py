@@ -198,3 +198,19 @@ def test_the_rules_live_in_the_selectors(alices, user, people):
     staff = grant(staff, "rerun_upload", "delete_study")
     assert selectors.can_delete_study(staff, study) and selectors.can_rerun_upload(staff, upload)
     assert not selectors.can_share_study(staff, study)
+
+
+def test_the_share_form_suggests_only_names_the_owner_may_share_with(user, people, settings):
+    study = make_study(user, 1)
+    Group.objects.create(name="ward").user_set.add(user, people["member"])
+    Group.objects.create(name="elsewhere").user_set.add(people["stranger"])
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/studies/{study.pk}/").content.decode()
+    suggested = page[page.index('<datalist id="share-names">') : page.index("</datalist>")]
+    assert 'value="dave"' in suggested and 'value="ward"' in suggested
+    assert "erin" not in suggested and "elsewhere" not in suggested and 'value="alice"' not in suggested
+    assert "You can share with the members of your groups" in page
+    settings.SHARE_WITH_ANY_USER = True
+    page = client.get(f"/studies/{study.pk}/").content.decode()
+    assert 'value="erin"' in page and "You can share with the members" not in page

@@ -6,6 +6,7 @@ ids answer 404. Search values travel in POST bodies and the session, never in UR
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -72,6 +73,21 @@ def upload(request):
     return render(request, "viewer/upload.html", {"nav": "upload", "uploads": upload_rows(uploads[:20])})
 
 
+SHARE_NAMES_LISTED = 500  # suggestions in the share form; any allowed name may still be typed
+
+
+def share_names(user) -> dict:
+    """What the share form suggests: the names the owner may share with (their groups' members and
+    their groups, unless SHARE_WITH_ANY_USER), and whether that is everyone."""
+    users = selectors.share_users_for(user).exclude(pk=user.pk).order_by("username")
+    groups = selectors.share_groups_for(user).order_by("name")
+    return {
+        "users": list(users.values_list("username", flat=True)[:SHARE_NAMES_LISTED]),
+        "groups": list(groups.values_list("name", flat=True)[:SHARE_NAMES_LISTED]),
+        "anyone": settings.SHARE_WITH_ANY_USER,
+    }
+
+
 @login_required
 @require_GET
 def study_detail(request, pk: int):
@@ -81,6 +97,7 @@ def study_detail(request, pk: int):
     context = {"nav": "studies", "study": study, "patient": study.patient, "series_list": series}
     if selectors.can_share_study(request.user, study):
         context["shares"] = study.shares.select_related("user", "group").order_by("id")
+        context["share_names"] = share_names(request.user)
     return render(request, "viewer/study.html", context)
 
 
