@@ -20,7 +20,8 @@ the hooks (metrics) and the config. No library does this for a WSGI app under gu
 the newest, has no header timeout; its gthread only waits 5 s for a connection's first byte, in a
 thread); waitress buffers the same way but serves from one process (half the cores here);
 uvicorn + a WSGI adapter reads bodies from the thread again and has its own access log. The cost,
-measured (see ``BufferingWorker``): none beyond the noise.
+measured (see ``BufferingWorker``): none beyond the noise in alternating runs on a loaded
+machine, about 15% of req/s in ``make bench`` on a quiet one.
 """
 
 from __future__ import annotations
@@ -177,7 +178,13 @@ class BufferingWorker(ThreadWorker):
     990 us). Load from elsewhere moves each round by 2x, so only the alternation compares; on a
     quiet machine gthread served 1791 req/s here, p99 42 ms. A first version that registered
     every request with the poller cost 13% more CPU a request; one that arrives whole now skips
-    the registration."""
+    the registration.
+
+    On a quiet machine, ``make bench`` (SQLite, 2026-11-30, one run with each worker class) shows a
+    cost: 1592 req/s, p99 31.3 ms with this worker against 1865 req/s, p99 28.4 ms with gthread
+    (0.74x and 0.86x the floor's req/s); through nginx 1330 against 1453 req/s (0.84x / 0.96x).
+    Kept: nginx (deploy/, ``proxy_request_buffering off`` for uploads) passes slow bodies on, so
+    production needs it too; making its hand-off cheaper is left to the serving work of issue 14."""
 
     def init_process(self):
         self.incoming: dict[int, Incoming] = {}
