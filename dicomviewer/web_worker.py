@@ -39,6 +39,7 @@ HEAD_MAX = 64 * 1024  # nginx allows 4 x 8 KiB by default
 IN_MEMORY = 1024 * 1024
 RECV = 256 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 def limits() -> tuple[float, float, int, str | None]:
@@ -112,9 +113,10 @@ class Chunked:
                 if not line:
                     return at
                 continue
-            size = int(line.split(b";", 1)[0].strip() or b"x", 16)
-            if size < 0:
-                raise ValueError("negative chunk size")
+            digits = line.split(b";", 1)[0].strip()
+            if not digits or not HEX.issuperset(digits):  # int(, 16) would also take 0x10, 1_0, +5
+                raise ValueError("chunk size is not hexadecimal")
+            size = int(digits, 16)
             if size == 0:
                 self.trailers = True
             else:
@@ -127,9 +129,9 @@ class Incoming:
 
     __slots__ = ("conn", "head", "body", "remaining", "chunked", "received", "deadline", "registered")
 
-    def __init__(self, conn, data: bytes, deadline: float):
+    def __init__(self, conn, deadline: float):
         self.conn = conn
-        self.head = bytearray(data)
+        self.head = bytearray()
         self.body = None  # a SpooledTemporaryFile once the head is complete and a body follows
         self.remaining = 0  # Content-Length bytes still to come
         self.chunked = None
@@ -234,7 +236,7 @@ class BufferingWorker(ThreadWorker):
     def read_request(self, conn, data: bytes, read_now: bool = False):
         """Read what is there; the poller waits for the rest (a whole request usually comes at once,
         and goes to a thread without a poller registration)."""
-        item = Incoming(conn, b"", time.monotonic() + self.header_timeout)
+        item = Incoming(conn, time.monotonic() + self.header_timeout)
         if data and self.feed(item, data):
             return
         if read_now and self.receive(item):

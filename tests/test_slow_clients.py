@@ -140,8 +140,9 @@ def test_chunked_end_is_found_whatever_the_pieces():
                     ends = piece[at:]
                     break
             assert ends in (b"", b"NEXT"), (cut, pieces)
-    with pytest.raises(ValueError):
-        Chunked().feed(b"zz\r\n")
+    for line in (b"zz", b"0x10", b"1_0", b"+5", b"-1", b" "):  # int(, 16) takes some; HTTP's grammar none
+        with pytest.raises(ValueError):
+            Chunked().feed(line + b"\r\n")
 
 
 def test_framing_refuses_what_gunicorn_would():
