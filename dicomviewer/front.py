@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -34,8 +33,8 @@ FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED
 UNTRUSTED_DROP = (*FORWARDED, "HTTP_X_REQUEST_ID", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 
 
-@lru_cache(maxsize=8)
-def trusted_networks(entries: tuple[str, ...]) -> tuple:
+def trusted_networks(entries) -> tuple:
+    """TRUSTED_PROXIES parsed (Front keeps the answer until the setting changes)."""
     try:
         return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
     except ValueError as exc:
@@ -79,7 +78,7 @@ _networks: list = []  # TRUSTED_PROXIES, parsed once (and again when the setting
 
 
 def _read_networks():
-    _networks[:] = [trusted_networks(tuple(settings.TRUSTED_PROXIES))]
+    _networks[:] = [trusted_networks(settings.TRUSTED_PROXIES)]
     return _networks[0]
 
 
