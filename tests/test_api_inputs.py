@@ -45,11 +45,8 @@ def test_the_upload_page_posting_to_the_api_gets_the_413_too(user, settings):
 @pytest.mark.parametrize(
     "params",
     [
-        {"page": "99999999999999999999999"},
-        {"page": "²"},
         {"page_size": "²"},
         {"page_size": "9" * 5000},
-        {"page": "9" * 5000},
     ],
 )
 def test_paging_numbers_out_of_range_are_a_4xx_with_a_detail(api, user, params):
