@@ -160,7 +160,8 @@ def _planes_problem(planes: dict, data_bytes: int, limits: RenderLimits) -> str 
 def _capped_stack(headers: list[Header], order: list[FrameRef], limits: RenderLimits, notes: list[str]) -> Layout:
     """The frames in display order up to the series' image count and pixel budget; the rest are
     left out with the reason (noted per file)."""
-    budget = limits.pixel_budget(_data_bytes(headers, order))
+    data_bytes = _data_bytes(headers, order)
+    budget = limits.pixel_budget(data_bytes)
     cost = 0
     for kept, ref in enumerate(order):
         cost += image_cost(*display_size(headers[ref.instance], ref.frame))
@@ -170,7 +171,7 @@ def _capped_stack(headers: list[Header], order: list[FrameRef], limits: RenderLi
         return Layout(None, order, notes=notes)
     reason = (
         f"left out: the series' first {kept:,} images are all this server renders for its "
-        f"{_data_bytes(headers, order):,} bytes of files (at most {limits.max_series_images:,} images "
+        f"{data_bytes:,} bytes of files (at most {limits.max_series_images:,} images "
         f"and {limits.max_pixels_per_byte:g} pixels per byte; INGEST_MAX_SERIES_IMAGES, INGEST_MAX_PIXELS_PER_BYTE)"
     )
     left_out = order[kept:]

@@ -191,7 +191,7 @@ def _scan_headers(state: IngestState, source: archive.Archive, work) -> dict[int
 
 def _member_header(source: archive.Archive, member: archive.Member, work) -> Header | archive.Skipped:
     size = member.info.file_size
-    max_frames = settings.INGEST_MAX_FRAMES
+    max_frames = series_build.render_limits().max_frames
     try:
         for prefix_bytes in HEADER_PREFIX_BYTES:
             head = source.prefix(member, prefix_bytes)
