@@ -30,14 +30,15 @@ def note(sender, instance, raw=False, update_fields=None, **kwargs):
     instance._credentials_reason = None
     if raw or instance.pk is None or (update_fields is not None and not WATCHED & set(update_fields)):
         return
-    old = sender._base_manager.filter(pk=instance.pk).values("password", "is_active").first()
-    if old is None:
-        return
-    # set_password() keeps the raw password until the save; a hasher upgrade at sign-in clears it
-    # first (same password, new hash); set_unusable_password() only writes an unusable hash
-    password_set = getattr(instance, "_password", None) is not None or (
-        old["password"] != instance.password and not instance.has_usable_password()
-    )
+    # set_password() keeps the raw password until the save (no query needed then); a hasher
+    # upgrade at sign-in clears it first (same password, new hash); set_unusable_password() only
+    # writes an unusable hash
+    password_set = getattr(instance, "_password", None) is not None
+    if not password_set:
+        old = sender._base_manager.filter(pk=instance.pk).values("password", "is_active").first()
+        if old is None:
+            return
+        password_set = old["password"] != instance.password and not instance.has_usable_password()
     if password_set:
         request = current_request()
         match = getattr(request, "resolver_match", None)

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from audit.services import record
 from studies import selectors
 from studies.admin.base import A
-from studies.models import StudyShare
+from studies.models import Study, StudyShare
 from studies.services.sharing import share_detail
 
 
@@ -24,7 +24,7 @@ class ShareTargets:
         elif db_field.name == "group":
             kwargs["queryset"] = selectors.share_groups_for(user)
         elif db_field.name == "study":
-            kwargs["queryset"] = selectors.studies_visible_to(user).filter(owner=user)
+            kwargs["queryset"] = Study.objects.filter(owner=user)  # only owners share (selectors.can_share_study)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 

@@ -68,7 +68,9 @@ class UploadAdmin(ArchiveAdmin):
         return format_html_join(", ", "{}", ((change_link(s),) for s in studies)) if studies else "-"
 
     def has_rerun_permission(self, request):
-        """The re-run action needs ``studies.rerun_upload`` (studies.selectors.can_rerun_upload)."""
+        """The admin re-runs anyone's uploads, so its action needs ``studies.rerun_upload`` (what
+        ``studies.selectors.can_rerun_upload`` asks of non-owners); owners re-run their own from the
+        upload page or the API."""
         return request.user.has_perm("studies.rerun_upload")
 
     @admin.action(description="Re-run ingest", permissions=["rerun"])

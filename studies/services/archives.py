@@ -49,7 +49,7 @@ def safe_member_name(name: str) -> str:
     parts = []
     for part in name.replace("\\", "/").split("/"):
         part = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in part)[:128]
-        if part.strip(".") and part not in (".", ".."):
+        if part.strip("."):  # drops empty, "." and ".." alike
             parts.append(part)
     return "/".join(parts) or "unnamed"
 
