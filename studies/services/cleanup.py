@@ -137,16 +137,18 @@ def recover_interrupted_work() -> int:
             if free:  # a duplicate delivery is harmless: the claim and the status stop it
                 enqueue(Task.UPLOAD_INGEST, upload.pk)
                 requeued += 1
-    for series_id in Series.objects.filter(render_status=Series.Render.RENDERING).values_list("pk", flat=True):
-        # A chunk of the current version that was under way died with the worker: a death of this
-        # series' rendering, counted where the rebuild looks (TASK_MAX_WORKER_DEATHS), so that a
-        # chunk that kills its worker is not rebuilt and rendered again at every start.
-        under_way = RenderedChunk.objects.filter(
-            series_id=series_id, version=F("series__render_version"), done=False, attempts__gt=0
-        )
-        if under_way.exists():
-            Series.objects.filter(pk=series_id).update(rebuild_attempts=F("rebuild_attempts") + 1)
-            under_way.update(attempts=0)
+    rendering = list(Series.objects.filter(render_status=Series.Render.RENDERING).values_list("pk", flat=True))
+    # A chunk of the current version that was under way died with the worker: a death of its
+    # series' rendering, counted where the rebuild looks (TASK_MAX_WORKER_DEATHS), so that a chunk
+    # that kills its worker is not rebuilt and rendered again at every start.
+    under_way = RenderedChunk.objects.filter(
+        series_id__in=rendering, version=F("series__render_version"), done=False, attempts__gt=0
+    )
+    died = set(under_way.values_list("series_id", flat=True))
+    if died:
+        Series.objects.filter(pk__in=died).update(rebuild_attempts=F("rebuild_attempts") + 1)
+        under_way.update(attempts=0)
+    for series_id in rendering:
         log.info("re-rendering series %s left unfinished", series_id)
         enqueue(Task.SERIES_REBUILD, series_id)
         requeued += 1

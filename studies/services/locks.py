@@ -17,6 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import F
 
 LOCK_SPACE = 0x44560000  # "DV": keeps our advisory lock ids apart from other applications'
 
@@ -50,3 +51,15 @@ def claim(kind: int, key: int):
 
 
 UPLOAD = 1
+
+
+@contextmanager
+def counted_while_running(rows, field: str):
+    """Count one run in ``field`` of ``rows`` (a queryset of one row) while the block runs: the
+    count goes back down when it ends, however it ends, so what stays counted are the runs whose
+    process died (killed, out of memory): what TASK_MAX_WORKER_DEATHS compares with."""
+    rows.update(**{field: F(field) + 1})
+    try:
+        yield
+    finally:
+        rows.filter(**{f"{field}__gt": 0}).update(**{field: F(field) - 1})

@@ -22,7 +22,7 @@ from studies import scratch, storage
 from studies.imaging.planes import STACK
 from studies.imaging.render import encode_png
 from studies.models import RenderedChunk, Series, Upload
-from studies.services import image_source
+from studies.services import image_source, locks
 from studies.services.queue import Task, enqueue
 
 log = logging.getLogger(__name__)
@@ -80,12 +80,8 @@ def render_chunk(series_id: int, version: int, plane: str, start: int, stop: int
             "(killed, or out of memory) and was given up",
         )
         return
-    attempts = RenderedChunk.objects.filter(pk=chunk.pk)
-    attempts.update(attempts=F("attempts") + 1)  # undone below unless this worker dies meanwhile
-    try:
+    with locks.counted_while_running(RenderedChunk.objects.filter(pk=chunk.pk), "attempts"):
         rendered = _render_chunk(series_id, version, plane, start, stop)
-    finally:
-        attempts.filter(attempts__gt=0).update(attempts=F("attempts") - 1)
     if not rendered:
         return
     with transaction.atomic():  # counted once, however many times the chunk was delivered

@@ -40,7 +40,7 @@ from studies.imaging.series import (
 )
 from studies.imaging.volume import Layout, layout_series, volume_to_dict
 from studies.models import Instance, Patient, Series, Study, Upload
-from studies.services import image_source, rendering
+from studies.services import image_source, locks, rendering
 
 MAX_RETRIES = 5
 log = logging.getLogger(__name__)
@@ -527,12 +527,8 @@ def series_rebuild(series_id: int) -> None:
         )
         rendering.finish_uploads_if_rendered(series_id=series_id)
         return
-    attempts = Series.objects.filter(pk=series_id)
-    attempts.update(rebuild_attempts=F("rebuild_attempts") + 1)  # undone below unless the worker dies
-    try:
+    with locks.counted_while_running(Series.objects.filter(pk=series_id), "rebuild_attempts"):
         _rebuild(series)
-    finally:
-        attempts.filter(rebuild_attempts__gt=0).update(rebuild_attempts=F("rebuild_attempts") - 1)
 
 
 def _rebuild(series: Series) -> None:
