@@ -65,31 +65,35 @@ class LoginRateLimitMiddleware:
     admin's, one budget), sign-up, and password reset, which is also limited per e-mail address
     asked for, however many clients ask (django-axes locks sign-ins per account)."""
 
-    LOGIN_PATHS = ("/accounts/login/", "/accounts/signup/", "/admin/login/")
-    RESET_PATH = "/accounts/password_reset/"
+    LOGIN_VIEWS = {"login", "signup", "admin:login"}  # by view name: whatever the URL prefix
+    RESET_VIEW = "password_reset"
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.method == "POST":
-            refusal = self.refusal(request)
-            if refusal is not None:
-                wait, message = refusal
-                context = {"message": f"{message} Try again in {wait} seconds."}
-                if request.path == self.RESET_PATH:
-                    context["heading"] = "Password reset paused"
-                response = render(request, "registration/lockout.html", context, status=429)
-                response["Retry-After"] = str(wait)
-                return response
         return self.get_response(request)
 
-    def refusal(self, request) -> tuple[int, str] | None:
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.method != "POST":
+            return None
+        refusal = self.refusal(request, request.resolver_match.view_name)
+        if refusal is None:
+            return None
+        wait, message = refusal
+        context = {"message": f"{message} Try again in {wait} seconds."}
+        if request.resolver_match.view_name == self.RESET_VIEW:
+            context["heading"] = "Password reset paused"
+        response = render(request, "registration/lockout.html", context, status=429)
+        response["Retry-After"] = str(wait)
+        return response
+
+    def refusal(self, request, view: str) -> tuple[int, str] | None:
         address = f"ip:{request.META.get('REMOTE_ADDR', '')}"
-        if request.path in self.LOGIN_PATHS:
+        if view in self.LOGIN_VIEWS:
             wait = hit("login", address)
             return None if wait is None else (wait, "Too many sign-in attempts from your address.")
-        if request.path != self.RESET_PATH:
+        if view != self.RESET_VIEW:
             return None
         wait = hit("password_reset", address)
         if wait is not None:

@@ -165,6 +165,15 @@ def test_admin_sign_in_posts_share_the_per_address_limit(user, settings):
     assert sprayer.post("/accounts/login/", {"username": "alice", "password": PASSWORD}).status_code == 429
 
 
+def test_sign_in_limits_hold_under_a_url_prefix(user, settings):
+    """Behind a proxy that mounts the site under a prefix (SCRIPT_NAME), request.path carries it:
+    the limits go by view, not by path."""
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "login": "2/day"}
+    client = Client(SCRIPT_NAME="/dicomviewer")
+    codes = [client.post("/admin/login/", {"username": f"u{i}", "password": "x"}).status_code for i in range(3)]
+    assert codes == [200, 200, 429]
+
+
 def test_password_reset_posts_are_limited_per_address_and_per_account(user, settings):
     from django.core import mail
 
