@@ -1,4 +1,4 @@
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 
@@ -15,6 +15,16 @@ class Pagination(PageNumberPagination):
         if not (value.isascii() and value.isdigit()) or len(value) > 10 or not 1 <= int(value) <= 10**9:
             raise ValidationError({self.page_size_query_param: ["A whole number from 1 (at most 500 are used)."]})
         return min(int(value), self.max_page_size)
+
+    def get_page_number(self, request, paginator):
+        value = request.query_params.get(self.page_query_param)
+        if value is None:
+            return 1
+        # DRF reads an empty page as page 1 (``... or 1``) where the schema says a whole number;
+        # anything else that is not one Django's Paginator already answers 404
+        if not ((value.isascii() and value.isdigit()) or value in self.last_page_strings):
+            raise NotFound("Invalid page: a whole number from 1.")
+        return value
 
     def get_schema_operation_parameters(self, view):
         parameters = super().get_schema_operation_parameters(view)
