@@ -336,3 +336,33 @@ def needs_servers(what: str):
         connection.vendor != "postgresql" or not settings.CELERY_BROKER_URL.startswith("redis"),
         reason=f"{what} needs PostgreSQL and Redis",
     )
+
+
+# --- browser tests (tests/browsing.py has the helpers) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session (each test opens its own context)."""
+    from tests.browsing import launch_browser
+
+    yield from launch_browser()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context and tab; the test fails on any JavaScript error or CSP report."""
+    from tests.browsing import open_page
+
+    context, tab = open_page(browser)
+    yield tab
+    context.close()
+    assert tab.errors == [], "no JavaScript errors or blocked content on any page"
+
+
+@pytest.fixture
+def small_ct(user, tmp_path, eager_celery):
+    """Eight neighbouring slices of the shared CT, ingested in this process."""
+    from tests.browsing import ingest_small_ct
+
+    return ingest_small_ct(user, tmp_path)
