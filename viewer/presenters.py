@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import reverse
 
 from studies.api.serializers import SeriesSerializer
-from studies.imaging.planes import STACK
+from studies.imaging.planes import ACQUIRED, STACK
 from studies.models import Series, Upload
 from studies.services.ingest import upload_progress
 
@@ -39,8 +39,9 @@ def person_name(value: str) -> str:
 
 
 def native_plane(series: Series) -> str:
-    """The plane closest to the acquisition: the one a volume is first shown in."""
-    planes = series.planes or {}
+    """The plane closest to the acquisition: the one a volume is first shown in (an oblique
+    volume's own ``acquired`` plane is a choice beside them, not where it opens)."""
+    planes = {name: info for name, info in (series.planes or {}).items() if name != ACQUIRED}
     if STACK in planes or not planes:
         return STACK
     if not _stack_dir(series):

@@ -211,6 +211,8 @@ def test_image_distances_are_true_millimetres_in_both_directions(chains, acq_nam
         "sagittal": (b[1] - a[1], a[2] - b[2]),
     }
     for name, plane in result.planes.items():
+        if name not in true:
+            continue  # an oblique acquisition's own frames: tests/imaging/test_display.py
         found = find_markers(result.images[name])
         d_row, d_col = (found["B"] - found["A"])[1:]
         assert d_col * plane.pixel_mm == pytest.approx(true[name][0], abs=0.5), name
