@@ -6,19 +6,11 @@ from django.urls import reverse
 
 from studies.api.serializers import SeriesSerializer
 from studies.imaging.planes import ACQUIRED, STACK
+from studies.imaging.presets import CT_PRESETS, layout_presets  # noqa: F401  (CT_PRESETS: where they were)
 from studies.models import Series, Upload
 from studies.services.ingest import upload_progress
 
 COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
-# name, centre, width (Hounsfield units)
-CT_PRESETS = [
-    ("Brain", 40, 80),
-    ("Soft tissue", 40, 400),
-    ("Lung", -600, 1500),
-    ("Bone", 480, 2500),
-    ("Liver", 90, 150),
-    ("Mediastinum", 40, 350),
-]
 STAGES = {
     "queued": "Waiting for a worker",
     "extracting": "Unpacking the archive",
@@ -78,7 +70,7 @@ def series_config(series: Series, image_urls: dict | None) -> dict:
         "orientation": series.image_orientation,
         "isColor": series.photometric_interpretation in COLOUR,
         "inverted": series.photometric_interpretation == "MONOCHROME1",
-        "presets": [{"name": n, "center": c, "width": w} for n, c, w in CT_PRESETS] if series.modality == "CT" else [],
+        "presets": layout_presets(series.modality, series.layout),
         "urls": {
             "api": api,
             "status": reverse("viewer:series-status", args=[series.pk]),

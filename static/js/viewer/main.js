@@ -14,8 +14,8 @@ import { ImageLoader } from "./loader.js";
 import { HeaderPanel } from "./tags.js";
 import { formatNumber, Viewport } from "./viewport.js";
 
-const COLORS = { axial: "#38bdf8", coronal: "#4ade80", sagittal: "#fb923c", stack: "#3b82f6" };
-const LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", stack: "Stack" };
+const COLORS = { axial: "#38bdf8", coronal: "#4ade80", sagittal: "#fb923c", acquired: "#e879f9", stack: "#3b82f6" };
+const LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", acquired: "Acquired", stack: "Stack" };
 const MPR = ["axial", "coronal", "sagittal"];
 
 class Viewer {
@@ -115,6 +115,7 @@ class Viewer {
   planeLabel(plane) {
     const label = LABELS[plane] || plane;
     if (!this.isVolume) return label;
+    if (plane === "acquired") return `${label} (as stored, oblique)`;
     if (plane !== this.config.nativePlane) return `${label} (reconstruction)`;
     return this.config.nativeExact ? label : `${label} (resampled)`;
   }
