@@ -55,19 +55,22 @@ def histogram_presets(modality: str, values: np.ndarray) -> list[dict]:
     if modality == "CT" or values.size == 0:
         return []
     data = sample(values)
-    if data.size == 0 or float(data.max()) <= float(data.min()):
+    if data.size == 0:
+        return []
+    lowest, highest = float(np.nanmin(values)), float(np.nanmax(values))  # the whole range, not a sample's
+    if not highest > lowest:
         return []
     tissue = foreground(data)
     if modality == "PT":
         top = float(np.percentile(tissue, 99.5))
-        presets = [_preset("0 – p99.5", 0.0, top), _preset("0 – max", 0.0, float(data.max()))]
+        presets = [_preset("0 – p99.5", 0.0, top), _preset("0 – max", 0.0, highest)]
         return [p for p in presets if p["width"] > 0]
     p1, p25, p50, p75, p99, p999 = (float(v) for v in np.percentile(tissue, [1, 25, 50, 75, 99, 99.9]))
     counts, edges = np.histogram(tissue, bins=128, range=(p1, p99))
     mode = float((edges[np.argmax(counts)] + edges[np.argmax(counts) + 1]) / 2)
     spread = max(p75 - p25, 1e-6)
     return [
-        _preset("Full range", float(data.min()), float(data.max())),
+        _preset("Full range", lowest, highest),
         _preset("Tissue", p1, p99),
         _preset("Brain/soft" if modality == "MR" else "Soft", max(mode - 1.5 * spread, p1), mode + 1.5 * spread),
         _preset("Bright", p50, p999),
