@@ -132,3 +132,14 @@ def test_a_slab_needs_a_volume_plane_no_thicker_than_the_volume():
         check_slab(Slab("mip", 20.5), "axial", plane)
     with pytest.raises(SlabError, match="volume plane"):
         check_slab(Slab("mip", 5.0), "stack", {"count": 3, "width": 8, "height": 8})
+
+
+def test_a_slab_of_the_acquired_plane_reduces_the_frames_as_stored():
+    rotation = Rotation.from_euler("x", 20, degrees=True).as_matrix()
+    volume = volume_of((8, 10, 12), slice_mm=2.0, row_dir=rotation[:, 0], col_dir=rotation[:, 1])
+    data = np.random.default_rng(11).integers(0, 1000, size=volume.shape).astype(np.int16)
+    resampler = Resampler(volume, data)
+    acquired = plan_planes(volume)["acquired"]
+    np.testing.assert_array_equal(resampler.image(acquired, 4), data[4])
+    np.testing.assert_array_equal(resampler.slab(acquired, 4, 6.0, "mip"), data[3:6].max(axis=0))
+    np.testing.assert_array_equal(resampler.slab(acquired, 0, 6.0, "minip"), data[0:2].min(axis=0))  # clipped
