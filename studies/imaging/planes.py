@@ -404,28 +404,33 @@ def _reduce_along(data: np.ndarray, coords, axis: int, mode: str):
     return np.expand_dims(_reduce(block, axis, mode), axis)
 
 
-_CV_REDUCE = {"mip": cv2.REDUCE_MAX, "minip": cv2.REDUCE_MIN, "avg": cv2.REDUCE_AVG}
+_CV_TYPES = (np.int16, np.uint16, np.uint8, np.float32)
 
 
 def _reduce(block: np.ndarray, axis: int, mode: str) -> np.ndarray:
-    """``block`` reduced along ``axis``. The last axis (a sagittal slab of an axial volume: a
-    short run inside every row): one copy in memory order, then OpenCV's row reduction. Another
-    axis: one whole cut at a time (its rows contiguous) with an elementwise ufunc. Numpy's own
-    reductions along a short axis run element by element, several times slower (bench/slabs.py)."""
+    """``block`` reduced along ``axis``, the fastest way measured for each case (bench/slabs.py):
+    the mean of whole-number cuts by OpenCV's row reduction (numpy converts every element through
+    a buffer first), a maximum or minimum one whole cut at a time with an elementwise ufunc, and a
+    short inner axis (a sagittal slab of an axial volume) copied in memory order first: numpy's
+    reductions along a short axis that is not the first run element by element."""
     if axis == block.ndim - 1:
         rows = np.ascontiguousarray(block)
         flat = rows.reshape(-1, rows.shape[-1])
-        if flat.dtype not in (np.uint8, np.int16, np.uint16, np.float32, np.float64):
-            flat = flat.astype(np.float32)
-        dtype = cv2.CV_32F if mode == "avg" else -1
-        return cv2.reduce(flat, 1, _CV_REDUCE[mode], dtype=dtype).reshape(rows.shape[:-1])
+        if mode == "avg" and flat.dtype in _CV_TYPES:
+            return cv2.reduce(flat, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).reshape(rows.shape[:-1])
+        reduce = {"mip": np.max, "minip": np.min}.get(mode)
+        if reduce is not None:
+            return reduce(flat, axis=1).reshape(rows.shape[:-1])
+        return flat.mean(axis=1, dtype=np.float32).reshape(rows.shape[:-1])
     block = np.moveaxis(block, axis, 0)  # a view: block[j] is cut j
     if mode == "avg":
-        integer = np.issubdtype(block.dtype, np.integer) and block.dtype.itemsize <= 2
-        total = block[0].astype(np.int32 if integer else np.float32)
+        if block.flags.c_contiguous and block.dtype in _CV_TYPES:  # a run of whole slices
+            flat = block.reshape(len(block), -1)
+            return cv2.reduce(flat, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).reshape(block.shape[1:])
+        total = block[0].astype(np.float32)
         for cut in block[1:]:
             np.add(total, cut, out=total)
-        return total.astype(np.float32) * np.float32(1.0 / len(block))
+        return total * np.float32(1.0 / len(block))
     combine = np.maximum if mode == "mip" else np.minimum
     result = np.array(block[0])
     for cut in block[1:]:
