@@ -206,14 +206,11 @@ new MutationObserver((changes, observer) => {
 """
 
 
-def test_dark_theme_on_every_page_with_readable_text_and_a_remembered_toggle(
-    browser, live_server, user, small_ct, other_user
-):
-    study = small_ct.study
+def test_dark_theme_on_every_page_with_readable_text_and_a_remembered_toggle(browser, live_server, user, other_user):
+    study = make_study(user, 7, series_count=2, description="Chest CT", accession_number="A1")
     study.patient.sex = "O"
     study.patient.save()
-    other = make_study(user, 7, series_count=2)
-    preparing = other.series.get(series_number=2)
+    viewed, preparing = study.series.order_by("series_number")
     Series.objects.filter(pk=preparing.pk).update(planes={}, render_status=Series.Render.RENDERING, images_total=5)
     StudyShare.objects.create(study=study, user=other_user, created_by=user)
     Upload.objects.create(owner=user, original_name="ct.zip", size_bytes=76_000_000, stage="failed", status="failed")
@@ -224,7 +221,7 @@ def test_dark_theme_on_every_page_with_readable_text_and_a_remembered_toggle(
         "upload": "/upload/",
         "study": f"/studies/{study.pk}/",
         "preparing": f"/series/{preparing.pk}/",
-        "viewer": f"/series/{small_ct.pk}/",
+        "viewer": f"/series/{viewed.pk}/",
         "not-found": "/studies/999999/",
     }
     low = {}
@@ -239,7 +236,10 @@ def test_dark_theme_on_every_page_with_readable_text_and_a_remembered_toggle(
                     page.goto(live_server.url + path)
                 page.wait_for_load_state("load")
                 if name == "viewer":
-                    page.wait_for_selector(".vp-stage img[data-src]", state="attached")
+                    page.wait_for_selector(".vp-stage img", state="attached")
+                    metadata = page.locator("button", has_text="Metadata")
+                    if metadata.count():  # the side panel too
+                        metadata.first.click()
                 assert page.evaluate("() => window.themeAtBody") == scheme, f"{name}: no flash of the other theme"
                 background = rgb(page.evaluate("() => getComputedStyle(document.body).backgroundColor"))
                 assert (sum(background) < 3 * 60) == (scheme == "dark"), (name, scheme, background)

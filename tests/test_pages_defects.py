@@ -103,6 +103,7 @@ def test_owner_deletes_a_study_from_its_page_audited_shared_users_cannot(client,
 
 @pytest.fixture
 def admin_file(settings, tmp_path) -> Path:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast: checked on each run
     settings.ADMIN_PASSWORD_FILE = tmp_path / "var" / "admin_password"
     settings.ADMIN_EMAIL = ""
     return settings.ADMIN_PASSWORD_FILE
