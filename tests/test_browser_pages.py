@@ -89,6 +89,7 @@ def test_study_page_header_sharing_badge_buttons_and_delete(page, browser, live_
     page.wait_for_selector(".messages li.error")
     red, green, blue = rgb(box(page, ".messages li.error")["background"])
     assert red > green and red > blue, "a reddish error background, not the neutral info one"
+    assert page.get_attribute(".messages li.error", "role") == "alert"
     shot(page, "pages-study-share-error")
 
     # owner's buttons: download (the API's ZIP) and delete, behind a confirmation
