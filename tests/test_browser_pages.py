@@ -112,6 +112,9 @@ def test_study_page_header_sharing_badge_buttons_and_delete(page, browser, live_
     finally:
         context.close()
 
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: nothing runs off the side
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    shot(page, "pages-study-390")
     page.click("#study-delete")
     page.click("#delete-dialog button[type=submit]")
     page.wait_for_url(live_server.url + "/")
