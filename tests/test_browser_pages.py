@@ -199,6 +199,14 @@ CONTRAST = """() => {
     const need = size >= 24 || (size >= 18.6 && bold) ? 3 : 4.5;
     const what = `${node.tagName}.${node.className} "${node.textContent.trim().slice(0, 30)}"`;
     if (ratio < need) low.push(`${what} ${ratio.toFixed(2)}`);
+    if (node.matches("input, select") && node.parentElement) {  // a field's edge against what is around it
+      const around = backdrop(node.parentElement), edge = parse(style.borderTopColor);
+      if (around && edge) {
+        const e = lum(over(edge, around)), r = lum(around);
+        const boundary = (Math.max(e, r) + 0.05) / (Math.min(e, r) + 0.05);
+        if (boundary < 3) low.push(`${what} edge ${boundary.toFixed(2)}`);
+      }
+    }
   }
   return low;
 }"""
@@ -252,7 +260,7 @@ def test_dark_theme_on_every_page_with_readable_text_and_a_remembered_toggle(bro
             assert page.errors == []
         finally:
             context.close()
-    assert not low, "text below WCAG AA contrast:\n" + "\n".join(low)
+    assert not low, "text (4.5:1, large 3:1) or field edges (3:1) below WCAG AA contrast:\n" + "\n".join(low)
 
     # the toggle: the system says dark, the user picks light; remembered on the next page
     context, page = open_page(browser, color_scheme="dark")
