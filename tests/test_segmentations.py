@@ -3,47 +3,21 @@
 from __future__ import annotations
 
 import io
-import zipfile
 
 import numpy as np
-import pydicom
 import pytest
 from PIL import Image
 
-from tests.conftest import api_client_for, ingest_zip, make_zip, shared_path
-
-SEG_MEMBER = "QIN-HEADNECK-01-0024/SEG/tumor_User1_Manual_Trial1.dcm"
-
-PET_SEG_ZIP = ("pt-wholebody-qinheadneck-fnndsc", "QIN-HEADNECK-01-0024_PET_299slices_SEG.zip")
+from tests.conftest import api_client_for
+from tests.segdata import axial_index, ingest_pet_seg
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def pet_seg(user, tmp_path, eager_celery, django_capture_on_commit_callbacks):
-    """The SEG of the shared PET with the 15 PET slices around it (z -445 to -395 mm), ingested in
-    this process: (pet series, seg series, the SEG's dataset)."""
-    from studies.models import Series
-
-    with zipfile.ZipFile(shared_path(*PET_SEG_ZIP)) as zf:
-        members = {}
-        for name in zf.namelist():
-            if not name.endswith(".dcm"):
-                continue
-            data = zf.read(name)
-            ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels="/PET/" in name)
-            if "/SEG/" in name:
-                seg_ds = ds
-                members[name] = data
-            elif -445 <= float(ds.ImagePositionPatient[2]) <= -395:
-                members[name] = data
     with django_capture_on_commit_callbacks(execute=True):
-        upload = ingest_zip(user, make_zip(tmp_path / "pet-seg.zip", members))
-    upload.refresh_from_db()
-    assert upload.status == "done", upload.error
-    pet = Series.objects.get(study__owner=user, modality="PT")
-    seg = Series.objects.get(study__owner=user, modality="SEG")
-    return pet, seg, seg_ds
+        return ingest_pet_seg(user, tmp_path)
 
 
 def overlay_rgba(client, url: str) -> np.ndarray:
@@ -51,13 +25,6 @@ def overlay_rgba(client, url: str) -> np.ndarray:
     assert answer.status_code == 200, answer.content[:200]
     assert answer["Content-Type"] == "image/png"
     return np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGBA"))
-
-
-def axial_index(plane: dict, z: float) -> int:
-    """The axial image at patient height ``z`` (index 0 is the most superior)."""
-    index = (plane["origin"][2] - z) / plane["step_mm"]
-    assert abs(index - round(index)) < 1e-3
-    return round(index)
 
 
 def test_pet_seg_overlay_lies_where_the_seg_frames_are(pet_seg, api, user, other_user):
@@ -167,14 +134,7 @@ def test_rebuilds_keep_the_overlay(pet_seg, api, django_capture_on_commit_callba
 
 
 def test_seg_without_its_series_stays_a_stack(user, tmp_path, eager_celery, django_capture_on_commit_callbacks):
-    from studies.models import Series
-
-    with zipfile.ZipFile(shared_path(*PET_SEG_ZIP)) as zf:
-        members = {SEG_MEMBER: zf.read(SEG_MEMBER)}
     with django_capture_on_commit_callbacks(execute=True):
-        upload = ingest_zip(user, make_zip(tmp_path / "seg.zip", members))
-    upload.refresh_from_db()
-    assert upload.status == "done", upload.error
-    seg = Series.objects.get(study__owner=user)
+        _pet, seg, _ds = ingest_pet_seg(user, tmp_path, with_pet=False)
     assert seg.render_status == "done" and "stack" in seg.planes
     assert any("not in this study" in note for note in seg.layout["notes"])

@@ -119,7 +119,7 @@ def series_config(series: Series, image_urls: dict | None) -> dict:
 
 
 def segmentation_of(series: Series) -> dict | None:
-    """On a SEG series' page: the series it is overlaid on (``{"series", "number", "modality", "url"}``)."""
+    """On a SEG series' page: the series it is overlaid on ({"series", "number", "modality", "description", "url"})."""
     target = segmentations.seg_page_note(series)
     if target is None:
         return None

@@ -225,4 +225,4 @@ def seg_page_note(series: Series) -> dict | None:
     ref = Series.objects.filter(pk=info.get("referenced_series"), study_id=series.study_id).first()
     if ref is None:
         return None
-    return {"series": ref.pk, "number": ref.series_number, "modality": ref.modality}
+    return {"series": ref.pk, "number": ref.series_number, "modality": ref.modality, "description": ref.description}

@@ -197,7 +197,8 @@ export class Segments {
     note.append("Segmentation, overlaid in colour on ");
     const link = el("a", "", note);
     link.href = target.url;
-    link.textContent = `${target.number !== null ? `series #${target.number}` : "its series"} (${target.modality})`;
+    const name = target.number !== null ? `series #${target.number}` : target.description || "its series";
+    link.textContent = `${name} (${target.modality})`;
     toolbar.insertBefore(note, document.getElementById("help-open"));
   }
 }
