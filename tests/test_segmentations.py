@@ -11,13 +11,12 @@ from PIL import Image
 from tests.conftest import api_client_for
 from tests.segdata import axial_index, ingest_pet_seg
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
 
 @pytest.fixture
-def pet_seg(user, tmp_path, eager_celery, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        return ingest_pet_seg(user, tmp_path)
+def pet_seg(user, tmp_path):
+    return ingest_pet_seg(user, tmp_path)
 
 
 def overlay_rgba(client, url: str) -> np.ndarray:
@@ -29,6 +28,8 @@ def overlay_rgba(client, url: str) -> np.ndarray:
 
 def test_pet_seg_overlay_lies_where_the_seg_frames_are(pet_seg, api, user, other_user):
     from audit.models import AuditEvent
+    from studies.models import Series
+    from studies.services.series_build import series_rebuild
 
     pet, seg, ds = pet_seg
     answer = api.get(f"/api/series/{pet.pk}/segmentations/")
@@ -110,16 +111,10 @@ def test_pet_seg_overlay_lies_where_the_seg_frames_are(pet_seg, api, user, other
     name = f"#{pet.series_number}" if pet.series_number is not None else str(pet.pk)
     assert f"Overlaid in colour on series {name}." in notes
 
-
-def test_rebuilds_keep_the_overlay(pet_seg, api, django_capture_on_commit_callbacks):
-    from studies.models import Series
-    from studies.services.series_build import series_rebuild
-
-    pet, seg, _ds = pet_seg
+    # rebuilds of either series (new render versions): new overlay URLs, the old ones are gone
     old = api.get(f"/api/series/{pet.pk}/segmentations/").json()[0]["overlay"]
     for series in (pet, seg):
-        with django_capture_on_commit_callbacks(execute=True):
-            series_rebuild(series.pk)
+        series_rebuild(series.pk)
     pet = Series.objects.get(pk=pet.pk)
     (item,) = api.get(f"/api/series/{pet.pk}/segmentations/").json()
     assert item["overlay"] != old
@@ -133,8 +128,7 @@ def test_rebuilds_keep_the_overlay(pet_seg, api, django_capture_on_commit_callba
     assert api.get(old.format(plane="axial", index=index)).status_code == 404
 
 
-def test_seg_without_its_series_stays_a_stack(user, tmp_path, eager_celery, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        _pet, seg, _ds = ingest_pet_seg(user, tmp_path, with_pet=False)
+def test_seg_without_its_series_stays_a_stack(user, tmp_path):
+    _pet, seg, _ds = ingest_pet_seg(user, tmp_path, with_pet=False)
     assert seg.render_status == "done" and "stack" in seg.planes
     assert any("not in this study" in note for note in seg.layout["notes"])

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from .planes import Plane, Resampler
 from .volume import Volume
@@ -417,20 +416,31 @@ def _nearest_slice(volume: Volume, s_mm: np.ndarray) -> np.ndarray:
 def overlay_rgba(bits: np.ndarray, segments: list[Segment], shown: list[int] | None = None) -> np.ndarray:
     """RGBA (height, width, 4) uint8 of the ``shown`` segment numbers (all when None) of a plane
     image's bits (bit i: ``segments[i]``): each segment's inside in its colour at alpha
-    FILL_ALPHA, its outline opaque; where segments overlap, the later one is on top."""
-    out = np.zeros((*bits.shape, 4), dtype=np.uint8)
-    present = int(np.bitwise_or.reduce(bits, axis=None)) if bits.size else 0
-    if not present:
+    FILL_ALPHA, its outline opaque; where segments overlap, the later one is on top. Only the
+    box around the labelled pixels is worked on (they are usually a small part of the image)."""
+    height, width = bits.shape
+    out = np.zeros((height, width, 4), dtype=np.uint8)
+    rows, cols = np.flatnonzero(bits.any(axis=1)), np.flatnonzero(bits.any(axis=0))
+    if not len(rows):
         return out
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    box = bits[r0:r1, c0:c1]
+    top = np.zeros(box.shape, dtype=np.intp)  # 1 + the index in ``colours`` of the segment on top
+    colours = [(0, 0, 0)]
     for bit, segment in enumerate(segments):
         if shown is not None and segment.number not in shown:
             continue
-        if not present >> bit & 1:
-            continue
-        mask = (bits >> bits.dtype.type(bit)) & 1 == 1
-        edge = mask & ~ndimage.binary_erosion(mask, border_value=0)
-        rgb = [int(segment.color[p : p + 2], 16) for p in (1, 3, 5)]
-        out[mask, :3] = rgb
-        out[mask, 3] = FILL_ALPHA
-        out[edge, 3] = 255
+        mask = (box >> box.dtype.type(bit)) & 1 == 1
+        if mask.any():
+            colours.append(tuple(int(segment.color[p : p + 2], 16) for p in (1, 3, 5)))
+            top[mask] = len(colours) - 1
+    if len(colours) == 1:
+        return out
+    around = np.pad(top, 1)  # outside the box: nothing
+    edge = (
+        (top != around[:-2, 1:-1]) | (top != around[2:, 1:-1]) | (top != around[1:-1, :-2]) | (top != around[1:-1, 2:])
+    )
+    region = out[r0:r1, c0:c1]
+    region[..., :3] = np.asarray(colours, dtype=np.uint8)[top]
+    region[..., 3] = np.where(top > 0, np.where(edge, 255, FILL_ALPHA), 0)
     return out

@@ -97,9 +97,10 @@ def overlay(seg_series: Series) -> None:
     volume = volume_from_dict(manifest["volume"])
     uids = dict(Instance.objects.filter(series=ref).values_list("pk", "sop_instance_uid"))
     slice_uids = [uids.get(pk) for pk, _frame in (ref.layout or {}).get("frames", [])]
+    frames = (ref.layout or {}).get("frames") or [[None, 0]]
     try:
         labels = segmentation.map_to_volume(
-            seg, volume, frame_of_reference_uid=_frame_of_reference(ref), slice_uids=slice_uids
+            seg, volume, frame_of_reference_uid=_frame_of_reference(frames[0][0]), slice_uids=slice_uids
         )
     except segmentation.Mismatch as exc:
         note = f"Not overlaid on {name}: {exc}; shown as its own frames."
@@ -123,8 +124,9 @@ def overlay(seg_series: Series) -> None:
     _record(seg_series, seg_version, info, f"Overlaid in colour on {name}.{' ' + notes if notes else ''}")
 
 
-def _frame_of_reference(series: Series) -> str:
-    instance = series.instances.order_by("pk").first()
+def _frame_of_reference(instance_pk: int | None) -> str:
+    """The FrameOfReferenceUID of a stored instance (of the volume's first slice)."""
+    instance = Instance.objects.filter(pk=instance_pk).first()
     if instance is None:
         return ""
     try:
