@@ -237,25 +237,10 @@ class Labels:
     data: np.ndarray
     notes: list[str] = field(default_factory=list)
 
-    def sub_volume(self, volume: Volume) -> Volume:
-        k0, count = self.first_slice, len(self.data)
-        return Volume(
-            frames=volume.frames[k0 : k0 + count] if volume.frames else [],
-            rows=volume.rows,
-            columns=volume.columns,
-            row_dir=volume.row_dir,
-            col_dir=volume.col_dir,
-            spacing_row_mm=volume.spacing_row_mm,
-            spacing_col_mm=volume.spacing_col_mm,
-            origin=volume.origin + volume.offsets_mm[k0] * volume.stack_dir,
-            stack_dir=volume.stack_dir,
-            offsets_mm=volume.offsets_mm[k0 : k0 + count] - volume.offsets_mm[k0],
-        )
-
     def plane_image(self, volume: Volume, plane: Plane, index: int) -> np.ndarray:
         """The bits of image ``index`` of ``plane`` (a plane of ``volume``), nearest neighbour:
         shape (height, width), 0 outside the segmented slices."""
-        return nearest_image(self.sub_volume(volume), self.data, plane, index)
+        return nearest_image(volume.slices(self.first_slice, len(self.data)), self.data, plane, index)
 
 
 def map_to_volume(
