@@ -25,8 +25,8 @@ def wait_overlay(page, index: int, query: str = ""):
     page.wait_for_function(
         """([index, query]) => {
           const canvas = document.querySelector(".vp-stage canvas.seg-overlay");
-          const shown = canvas && canvas.dataset.shown;
-          return shown !== undefined && shown.includes(`/axial/${index}.png${query}`)
+          const shown = canvas ? canvas.dataset.shown : undefined;
+          return typeof shown === "string" && shown.includes(`/axial/${index}.png${query}`)
             && (query !== "" || !shown.includes("?"));
         }""",
         arg=[index, query],

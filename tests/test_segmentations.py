@@ -128,7 +128,12 @@ def test_pet_seg_overlay_lies_where_the_seg_frames_are(pet_seg, api, user, other
     assert api.get(old.format(plane="axial", index=index)).status_code == 404
 
 
-def test_seg_without_its_series_stays_a_stack(user, tmp_path):
+def test_seg_without_its_series_stays_a_stack_until_the_series_comes(user, tmp_path, api):
     _pet, seg, _ds = ingest_pet_seg(user, tmp_path, with_pet=False)
     assert seg.render_status == "done" and "stack" in seg.planes
     assert any("not in this study" in note for note in seg.layout["notes"])
+    # the PET in a later upload: the SEG is laid onto it then, and its note says so
+    pet, seg, _ds = ingest_pet_seg(user, tmp_path)
+    assert [item["series"] for item in api.get(f"/api/series/{pet.pk}/segmentations/").json()] == [seg.pk]
+    assert not any("not in this study" in note for note in seg.layout["notes"])
+    assert any(note.startswith("Overlaid in colour on series") for note in seg.layout["notes"])
