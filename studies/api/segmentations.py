@@ -65,12 +65,14 @@ class SegmentationOverlayView(APIView):
     content_negotiation_class = AnyAcceptNegotiation
 
     @extend_schema(
+        operation_id="series_segmentation_overlay",
         parameters=[
+            OpenApiParameter("plane", str, OpenApiParameter.PATH, enum=list(VOLUME_PLANES)),
             OpenApiParameter(
                 "segments",
                 str,
                 description="Comma-separated segment numbers to draw (default: all; empty: none)",
-            )
+            ),
         ],
         responses={
             (200, "image/png"): OpenApiResponse(
