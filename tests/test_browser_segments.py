@@ -79,9 +79,22 @@ def test_seg_overlaid_on_the_pet_with_toggles(page, live_server, user, tmp_path,
     page.keyboard.press("ArrowDown")
     wait_overlay(page, index + 1)
 
+    # MPR: every viewport draws the segments of its own plane image, at that image's size
+    page.keyboard.press("m")
+    page.wait_for_function(
+        """() => [...document.querySelectorAll(".vp-stage canvas.seg-overlay")]
+                  .filter((c) => /\\/(coronal|sagittal)\\/[0-9]+\\.png/.test(c.dataset.shown || "")).length === 2"""
+    )
+    sizes = page.evaluate(
+        "() => [...document.querySelectorAll('.vp-stage canvas.seg-overlay')].map((c) => [c.width, c.height])"
+    )
+    coronal = pet.planes["coronal"]
+    assert sizes[1:] == [[coronal["width"], coronal["height"]]] * 2
+    shot(page, "seg-03-mpr")
+
     # the SEG's own page: its frames, and a link to the PET it is overlaid on
     page.goto(f"{live_server.url}/series/{seg.pk}/")
     wait_for_image(page, "true")
     link = page.locator("#seg-note a")
     assert link.get_attribute("href") == f"/series/{pet.pk}/"
-    shot(page, "seg-03-seg-series-page")
+    shot(page, "seg-04-seg-series-page")

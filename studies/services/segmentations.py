@@ -47,8 +47,9 @@ def after_build(series_id: int, version: int) -> None:
             study_id=series.study_id, layout__segmentation__referenced_series_uid=series.series_instance_uid
         ):
             overlay(seg)
-    except Exception:  # the images of the series matter more than its overlay
-        log.exception("series %s v%s: segmentation overlay failed", series_id, version)
+    except Exception as exc:  # the images of the series matter more than its overlay
+        # the exception's type only: its text may quote values from the files
+        log.warning("series %s v%s: segmentation overlay failed (%s)", series_id, version, type(exc).__name__)
 
 
 def _is_seg(series: Series) -> bool:
