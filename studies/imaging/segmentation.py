@@ -75,11 +75,7 @@ class SegFile:
     spacing: tuple[float, float] | None  # between rows, between columns
     segments: list[Segment]
     frames: list[SegFrame]
-    masks: np.ndarray = field(repr=False)  # (frames, rows, cols) bool
-
-
-def is_segmentation(sop_class_uid: str) -> bool:
-    return sop_class_uid == SEG_SOP_CLASS
+    masks: FrameMasks = field(repr=False)  # masks[i]: frame i as a (rows, cols) bool array
 
 
 def read_segmentation(path) -> SegFile:
@@ -95,7 +91,7 @@ def read_segmentation(path) -> SegFile:
         seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
         segments = [_segment(seg, number, i) for i, number in enumerate(seg.segment_numbers)]
         frames = _frames(seg)
-        masks = _masks(seg)
+        masks = FrameMasks(seg)
     except SegmentationError:
         raise
     except Exception as exc:  # highdicom and pydicom raise many kinds on malformed files
@@ -186,16 +182,25 @@ def _source_uid(groups) -> str | None:
     return None
 
 
-def _masks(seg) -> np.ndarray:
-    """Every frame as a boolean mask (a fractional frame: at least half of its maximum)."""
-    count = int(seg.get("NumberOfFrames", 1) or 1)
-    fractional = str(seg.get("SegmentationType", "BINARY")) == "FRACTIONAL"
-    maximum = float(seg.get("MaximumFractionalValue", 255) or 255)
-    out = np.zeros((count, int(seg.Rows), int(seg.Columns)), dtype=bool)
-    for index in range(count):
-        frame = np.asarray(seg.get_stored_frame(index + 1))
-        out[index] = frame >= maximum / 2 if fractional else frame > 0
-    return out
+class FrameMasks:
+    """The frames of a SEG as boolean masks, each decoded when asked for (a fractional frame: at
+    least half of its maximum); SegmentationError if one cannot be decoded."""
+
+    def __init__(self, seg):
+        self.seg = seg
+        self.count = int(seg.get("NumberOfFrames", 1) or 1)
+        self.fractional = str(seg.get("SegmentationType", "BINARY")) == "FRACTIONAL"
+        self.maximum = float(seg.get("MaximumFractionalValue", 255) or 255)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        try:
+            frame = np.asarray(self.seg.get_stored_frame(index + 1))
+        except Exception as exc:  # the decoders raise many kinds on damaged data
+            raise SegmentationError(f"frame {index + 1} could not be decoded ({type(exc).__name__})") from exc
+        return frame >= self.maximum / 2 if self.fractional else frame > 0
 
 
 def _first(ds, keyword: str):

@@ -103,7 +103,7 @@ def overlay(seg_series: Series) -> None:
         labels = segmentation.map_to_volume(
             seg, volume, frame_of_reference_uid=_frame_of_reference(frames[0][0]), slice_uids=slice_uids
         )
-    except segmentation.Mismatch as exc:
+    except (segmentation.Mismatch, segmentation.SegmentationError) as exc:
         note = f"Not overlaid on {name}: {exc}; shown as its own frames."
         _record(seg_series, seg_version, {**info, "status": "mismatch"}, note)
         return
