@@ -205,3 +205,41 @@ def test_overlay_colours_fill_and_outline():
     only_first = overlay_rgba(bits, segments, shown=[1])
     assert np.array_equal(only_first[..., 3] > 0, (bits & 1) > 0)
     assert not overlay_rgba(bits, segments, shown=[]).any()
+
+
+def test_a_coarser_seg_grid_is_resampled_onto_the_volume_pixels(tmp_path):
+    from studies.imaging.segmentation import SegFile, SegFrame
+
+    _datasets, volume, _uids = source_volume(tmp_path)
+    mask = np.zeros((8, 10), dtype=bool)
+    mask[2:5, 3:7] = True
+    # 2 mm pixels whose centres lie half a volume pixel right of and below the volume's
+    corner = volume.origin + volume.offsets_mm[2] * volume.stack_dir + (0.5, 0.5, 0.0)
+    seg = SegFile(
+        referenced_series_uids=[],
+        frame_of_reference_uid="",
+        rows=8,
+        columns=10,
+        orientation=(1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+        spacing=(2.0, 2.0),
+        segments=[Segment(1, "a", "#ff0000", "", "")],
+        frames=[SegFrame(0, 1, tuple(corner), None)],
+        masks=mask[None],
+    )
+    labels = map_to_volume(seg, volume)
+    assert labels.first_slice == 1 and len(labels.data) == 3
+    assert np.array_equal(labels.data[1] > 0, np.repeat(np.repeat(mask, 2, axis=0), 2, axis=1))
+    assert not labels.data[0].any() and not labels.data[2].any()
+
+
+def test_files_that_are_no_segmentation(tmp_path):
+    from studies.imaging.segmentation import SegmentationError
+
+    datasets, _volume, _uids = source_volume(tmp_path)
+    with pytest.raises(SegmentationError, match="not a Segmentation"):
+        read_segmentation(datasets[0].filename)
+    (tmp_path / "cut.dcm").write_bytes(
+        make_seg(tmp_path, [datasets[0]], np.ones((1, ROWS, COLS, 1), bool)).read_bytes()[:900]
+    )
+    with pytest.raises(SegmentationError, match="could not be read"):
+        read_segmentation(tmp_path / "cut.dcm")
