@@ -43,6 +43,12 @@ export class Segments {
   /** Hook: `viewport` now shows image `index`. */
   show(viewport, index) {
     if (!this.items.length || !PLANES.includes(viewport.plane)) return;
+    // only over the series these segmentations were listed for (a layout may show others)
+    const series = viewport.series?.id ?? viewport.seriesId ?? this.viewer.series.id;
+    if (series !== this.viewer.series.id) {
+      this.states.get(viewport)?.canvas.remove();
+      return;
+    }
     let state = this.states.get(viewport);
     if (!state || !state.canvas.isConnected) {
       const canvas = document.createElement("canvas");
