@@ -26,12 +26,13 @@ def overlay_rgba(client, url: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGBA"))
 
 
-def test_pet_seg_overlay_lies_where_the_seg_frames_are(pet_seg, api, user, other_user):
+def test_pet_seg_overlay_lies_where_the_seg_frames_are(pet_seg, api, user, other_user, settings):
     from audit.models import AuditEvent
     from studies.models import Series
     from studies.services.series_build import series_rebuild
 
     pet, seg, ds = pet_seg
+    settings.AUDIT_IMAGE_WINDOW = 0  # every access audited (no earlier test's view in this process counts)
     answer = api.get(f"/api/series/{pet.pk}/segmentations/")
     assert answer.status_code == 200
     (item,) = answer.json()
