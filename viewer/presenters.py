@@ -19,6 +19,8 @@ CT_PRESETS = [
     ("Liver", 90, 150),
     ("Mediastinum", 40, 350),
 ]
+SERIES_ID_SLOT = 987654321  # reversed into a URL, then replaced by "{id}" for the script
+
 STAGES = {
     "queued": "Waiting for a worker",
     "extracting": "Unpacking the archive",
@@ -82,6 +84,8 @@ def series_config(series: Series, image_urls: dict | None) -> dict:
             "api": api,
             "status": reverse("viewer:series-status", args=[series.pk]),
             "tags": reverse("viewer:image-tags", args=[series.pk]),
+            # any series' config (layouts show other series of the study): {id} is its id
+            "seriesConfig": reverse("viewer:series-config", args=[SERIES_ID_SLOT]).replace(str(SERIES_ID_SLOT), "{id}"),
         },
         "overlay": {
             "patientName": person_name(patient.name),
