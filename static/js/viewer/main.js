@@ -734,7 +734,8 @@ class Viewer {
     document.addEventListener("fullscreenchange", () => {
       const on = Boolean(document.fullscreenElement);
       fullscreen.setAttribute("aria-pressed", String(on));
-      fullscreen.textContent = on ? "⛶ Exit full screen" : "⛶ Full screen";
+      fullscreen.title = on ? "Leave full screen" : "Full screen";
+      fullscreen.setAttribute("aria-label", fullscreen.title);
     });
     document.getElementById("fit").addEventListener("click", () => this.fitAll());
     document.getElementById("reset").addEventListener("click", () => this.reset());

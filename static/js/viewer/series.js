@@ -73,5 +73,10 @@ export class SeriesSource {
 
 /** The config of series `id` (404 for a series this user may not see: the error says so). */
 export async function fetchSeriesConfig(template, id) {
-  return getJSON(template.replace("{id}", String(id)));
+  try {
+    return await getJSON(template.replace("{id}", String(id)));
+  } catch (error) {
+    if (error.status === 404) throw new Error("it does not exist or is not shared with you.");
+    throw error;
+  }
 }

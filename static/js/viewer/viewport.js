@@ -289,6 +289,8 @@ export class Viewport {
     this.stage.style.height = `${this.size.h}px`;
     this.stage.style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
     this.svg.setAttribute("viewBox", `0 0 ${this.size.w} ${this.size.h}`);
+    // one screen pixel in image pixels: lines keep their width on screen whatever the zoom
+    this.stage.style.setProperty("--px", String(1 / scale));
     this.updateOverlay();
   }
 
