@@ -100,6 +100,7 @@ class Viewer {
         .then((config) => {
           const source = new SeriesSource(config);
           this.sources.set(id, source);
+          this.failed.delete(id);
           return source;
         })
         .finally(() => this.loading.delete(id));
@@ -241,7 +242,7 @@ class Viewer {
    *  filled with the study's other series, then other planes of the first. */
   _fillSlots(count) {
     const sources = (slot) => this.sources.get(slot.id);
-    let slots = this.slots.filter((slot) => !this.failed.has(slot.id)).slice(0, count);
+    let slots = this.slots.filter((slot) => !this.failed.has(slot.id)); // beyond `count`: kept for later
     if (!slots.length) slots = [{ id: this.pageSource.id, plane: this.pageSource.nativePlane }];
     for (const id of this.railIds) {
       if (slots.length >= count) break;
@@ -258,7 +259,7 @@ class Viewer {
       if (!source) return slot; // loaded next
       return { id: slot.id, plane: slot.plane in source.planes ? slot.plane : source.nativePlane };
     });
-    return this.slots;
+    return this.slots.slice(0, count);
   }
 
   _makeViewport(source, plane, title, color) {
