@@ -131,6 +131,14 @@ def test_layouts_drag_link_reference_lines_maximise_and_reload(page, live_server
     assert _state(page)[1]["index"] == nearest and "link=0" in page.url
     page.click("#link-scroll")
 
+    # -- the metadata panel describes the active viewport's series
+    page.click("#tab-metadata")
+    page.wait_for_function("() => document.querySelector('#series-meta').textContent.includes('Thin')")
+    page.locator(".vp-canvas").nth(3).click()
+    page.wait_for_function("() => document.querySelector('#series-meta').textContent.includes('Thick')")
+    assert thick.series_instance_uid in page.inner_text("#series-meta")
+    page.click("#tab-metadata")
+
     # -- double-click maximises a viewport, again brings the layout back; F still fits
     page.locator(".vp-canvas").nth(2).dblclick()
     page.wait_for_function("() => [...document.querySelectorAll('.vp')].filter(v => v.offsetWidth > 0).length === 1")

@@ -644,11 +644,53 @@ class Viewer {
     if (this.panel) this.header.refresh();
   }
 
+  /** The "Series" list of the metadata panel: the page's (from the server) or, when the active
+   *  viewport shows another series, that one's from its config. */
+  _describeSeries() {
+    const list = document.getElementById("series-meta");
+    if (!list) return;
+    this.pageSeriesMeta ||= [...list.childNodes].map((node) => node.cloneNode(true));
+    const source = this.sourceOf();
+    if (list.dataset.series === String(source.id)) return;
+    list.dataset.series = String(source.id);
+    if (source === this.pageSource) {
+      list.replaceChildren(...this.pageSeriesMeta.map((node) => node.cloneNode(true)));
+      return;
+    }
+    const s = source.series;
+    const mm = (value, digits) => (value ? `${value.toFixed(digits)} mm` : "—");
+    const rows = [
+      ["Number", s.series_number ?? "—"],
+      ["Modality", s.modality || "—"],
+      ["Description", s.description || "—"],
+      ["Body part", s.body_part_examined || "—"],
+      ["Images", `${s.num_instances} file${s.num_instances === 1 ? "" : "s"}, ${s.num_frames} frame${s.num_frames === 1 ? "" : "s"}`],
+      ["Matrix", `${s.columns} × ${s.rows}`],
+      ["Pixel spacing", s.pixel_spacing_row_mm ? `${s.pixel_spacing_row_mm.toFixed(3)} × ${mm(s.pixel_spacing_col_mm, 3)}` : "—"],
+      ["Slice thickness", mm(s.slice_thickness_mm, 2)],
+      ["Slice spacing", mm(s.slice_spacing_mm, 2)],
+      ["Photometric", s.photometric_interpretation || "—"],
+      ["Default window", s.window ? `C ${formatNumber(s.window.center)} / W ${formatNumber(s.window.width)}` : "—"],
+      ["Shown as", s.is_volume ? "volume: axial, coronal and sagittal planes" : "stack of images"],
+      ["Series UID", s.series_instance_uid],
+    ];
+    list.replaceChildren();
+    for (const [term, value] of rows) {
+      const dt = document.createElement("dt");
+      dt.textContent = term;
+      const dd = document.createElement("dd");
+      dd.textContent = String(value);
+      if (term === "Series UID") dd.className = "mono uid";
+      list.append(dt, dd);
+    }
+  }
+
   /** The "Current image" list of the metadata panel. */
   describeImage(header) {
     const viewport = this.active;
     const list = this.header.metaList;
     if (!viewport || !list) return;
+    this._describeSeries();
     const info = viewport.info;
     const items = [
       ...(this.viewports.some((other) => other.source !== this.pageSource) ? [["Series", viewport.source.label]] : []),
