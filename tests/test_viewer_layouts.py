@@ -161,6 +161,14 @@ def test_layouts_drag_link_reference_lines_maximise_and_reload(page, live_server
         wait_for_image(page, "true", viewport=n)
     assert page.evaluate(SHOWN) == shown
 
+    # -- without a mouse: V picks the next viewport, Enter on a thumbnail shows its series there
+    page.keyboard.press("v")
+    page.wait_for_function("() => window.dicomViewer.active === window.dicomViewer.viewports[1]")
+    page.focus(f".series-rail a[data-series='{thin.pk}']")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => document.querySelectorAll('.vp')[1].dataset.series === '{thin.pk}'")
+    assert page.url.split("#")[0].endswith(f"/series/{thin.pk}/")  # shown here, not opened as a page
+
     # -- another user's series named in the link: refused (404), none of its images shown
     theirs = make_study(other_user, 1).series.get()
     status = page.evaluate("(url) => fetch(url).then(r => r.status)", f"/series/{theirs.pk}/config/")
