@@ -20,6 +20,8 @@ CT_PRESETS = [
     ("Liver", 90, 150),
     ("Mediastinum", 40, 350),
 ]
+SERIES_ID_SLOT = 987654321  # reversed into a URL, then replaced by "{id}" for the script
+
 # The one table of upload stage labels: the upload page's table uses it here, and its script gets
 # it rendered into the page (json_script), so there is no second copy in JavaScript. Every stage
 # the ingest can write (``Upload.stage``: "queued", the keys of ingest.STAGE_BANDS and the final
@@ -102,6 +104,8 @@ def series_config(series: Series, image_urls: dict | None) -> dict:
             "status": reverse("viewer:series-status", args=[series.pk]),
             "tags": reverse("viewer:image-tags", args=[series.pk]),
             "segmentations": reverse("api:series-segmentations", args=[series.pk]) if series.is_volume else None,
+            # any series' config (layouts show other series of the study): {id} is its id
+            "seriesConfig": reverse("viewer:series-config", args=[SERIES_ID_SLOT]).replace(str(SERIES_ID_SLOT), "{id}"),
         },
         "segmentationOf": segmentation_of(series),
         "overlay": {

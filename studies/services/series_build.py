@@ -270,6 +270,7 @@ def update_series(series: Series, layout: Layout, headers: list[Header], version
         window_center=window.center if window else None,
         window_width=window.width if window else None,
         is_volume=layout.volume is not None,
+        frame_of_reference_uid=model.frame_of_reference_uid,
         planes=planes,
         layout=layout_json,
         render_status=Series.Render.RENDERING,
