@@ -11,6 +11,7 @@ import {
   worldToPlane,
 } from "./geometry.js";
 import { ImageLoader } from "./loader.js";
+import { Measurements } from "./measure.js";
 import { HeaderPanel } from "./tags.js";
 import { formatNumber, Viewport } from "./viewport.js";
 
@@ -64,6 +65,7 @@ class Viewer {
     this._windowChanged("default");
     const wantMpr = location.hash === "#mpr" && this.isVolume;
     this.setLayout(wantMpr ? "mpr" : "slices");
+    this.measure = new Measurements(this); // measurement tools and their panel (measure.js)
     this._watchStatus();
     setInterval(() => this._updateCacheBars(), 700);
   }
@@ -193,6 +195,7 @@ class Viewer {
       this.crosshair = planeWorld(viewport.info, viewport.index, here.row, here.col);
     }
     this._drawCrosshair();
+    this.measure?.draw(viewport); // measure.js: measurements lying in this image
     if (viewport === this.active) this._describeCurrent();
   }
 
@@ -365,6 +368,7 @@ class Viewer {
     this.panel = name;
     document.getElementById("panel-metadata").hidden = name !== "metadata";
     document.getElementById("panel-tags").hidden = name !== "tags";
+    document.getElementById("panel-measure").hidden = name !== "measurements"; // measure.js
     this._syncToolbar();
     if (name) {
       this.header.refresh(true);
@@ -426,7 +430,7 @@ class Viewer {
   _syncToolbar() {
     const selected = this.panel || this.layout;
     for (const tab of document.querySelectorAll("[role=tab]")) tab.setAttribute("aria-selected", String(tab.dataset.tab === selected));
-    for (const button of document.querySelectorAll("#tools [data-tool]")) button.setAttribute("aria-pressed", String(button.dataset.tool === this.tool));
+    for (const button of document.querySelectorAll("#tools [data-tool], #measure-tools [data-tool]")) button.setAttribute("aria-pressed", String(button.dataset.tool === this.tool));
     const picker = document.getElementById("plane-picker");
     if (picker) {
       picker.hidden = this.layout !== "slices";
@@ -498,7 +502,7 @@ class Viewer {
         t: () => this.showPanel(this.panel === "tags" ? null : "tags"),
         o: () => this.container.classList.toggle("overlay-off"),
         "?": () => document.getElementById("help").showModal(),
-        Escape: () => this.showPanel(null),
+        Escape: () => (this.measure?.draft ? this.measure.cancel() : this.showPanel(null)),
         0: () => this.resetWindow(),
       };
       for (let i = 1; i <= 6; i++) actions[String(i)] = () => this.applyPreset(i - 1);
