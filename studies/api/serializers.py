@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from studies.models import Instance, Patient, Series, Study, Upload
 from studies.services.ingest import upload_progress
+from studies.services.values import series_values
 
 
 class PatientSerializer(serializers.ModelSerializer):
@@ -90,11 +91,25 @@ class WindowSerializer(serializers.Serializer):
     width = serializers.FloatField()
 
 
+VALUES_SCHEMA = {
+    "type": "object",
+    "description": "The unit of the stored values and, for PET, the SUVbw factor: SUV = stored value x suv_factor "
+    "(null, with suv_problem saying why, when the header does not allow SUV).",
+    "properties": {
+        "unit": {"type": "string", "description": "HU for CT; the PET Units (BQML, CNTS...); else ''"},
+        "suv_factor": {"type": "number", "nullable": True},
+        "suv_problem": {"type": "string", "nullable": True},
+    },
+    "required": ["unit", "suv_factor", "suv_problem"],
+}
+
+
 class SeriesSerializer(serializers.ModelSerializer):
     study = serializers.PrimaryKeyRelatedField(read_only=True)
     window = WindowSerializer(read_only=True, allow_null=True)
     planes = serializers.SerializerMethodField()
     notes = serializers.SerializerMethodField()
+    values = serializers.SerializerMethodField()
 
     class Meta:
         model = Series
@@ -124,6 +139,7 @@ class SeriesSerializer(serializers.ModelSerializer):
             "images_done",
             "render_error",
             "notes",
+            "values",
         ]
 
     def get_planes(self, series) -> dict:
@@ -131,6 +147,10 @@ class SeriesSerializer(serializers.ModelSerializer):
 
     def get_notes(self, series) -> list[str]:
         return (series.layout or {}).get("notes", [])
+
+    @extend_schema_field(VALUES_SCHEMA)
+    def get_values(self, series) -> dict:
+        return series_values(series)
 
 
 class SeriesListSerializer(SeriesSummarySerializer):
