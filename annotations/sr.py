@@ -174,7 +174,8 @@ def measurement_group(item: Item, modality: str):
         return None  # nothing measured, or nowhere to show it
     measurements = [_num(*rows[0], coordinates)] + [_num(*row) for row in rows[1:]]
     tracking = hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{TRACKING_PREFIX}:{tool}")
-    finding = CodedConcept("CORNERSTONEFREETEXT", "CORNERSTONEJS", item.label[:64]) if item.label else None
+    label = code_meaning(item.label)
+    finding = CodedConcept("CORNERSTONEFREETEXT", "CORNERSTONEJS", label) if label else None
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=tracking, measurements=measurements, finding_type=finding
     )
@@ -198,7 +199,7 @@ def measurement_report(items: list[Item], *, evidence: pydicom.Dataset, author: 
         observation_context=context,
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups,
-        referenced_images=list(referenced.values()) or None,
+        referenced_images=[ds for ds in referenced.values() if _describable(ds)] or None,
     )
     return hd.sr.Comprehensive3DSR(
         evidence=[evidence, *[ds for uid, ds in referenced.items() if uid != str(evidence.SOPInstanceUID)]],
@@ -213,12 +214,37 @@ def measurement_report(items: list[Item], *, evidence: pydicom.Dataset, author: 
     )
 
 
+def _describable(image: pydicom.Dataset) -> bool:
+    """Whether highdicom can list the image in the Image Library: it reads the geometry of
+    cross-sectional images (PixelSpacing, SliceThickness...) that some files lack. Those are left
+    out of the library; the measurements still reference them."""
+    try:
+        hd.sr.ImageLibraryEntryDescriptors(image)
+    except (AttributeError, KeyError, ValueError, TypeError, IndexError):
+        return False
+    return True
+
+
+def code_meaning(text: str) -> str:
+    """Free text as a Code Meaning (LO): no backslash or control characters, at most 64 characters."""
+    return " ".join("".join(ch if ch.isprintable() and ch != "\\" else " " for ch in text).split())[:64]
+
+
 def _person_name(username: str) -> str:
     """A user name as a DICOM PN: no component separators, at most 64 characters."""
     return ("".join(ch for ch in username if ch not in "^=\\")[:63] or "unknown") + "^"  # family name only
 
 
+def _ascii(dataset: pydicom.Dataset) -> bool:
+    for element in dataset.iterall():
+        if isinstance(element.value, str | pydicom.valuerep.PersonName) and not str(element.value).isascii():
+            return False
+    return True
+
+
 def to_bytes(dataset: pydicom.Dataset) -> bytes:
+    if not _ascii(dataset):
+        dataset.SpecificCharacterSet = "ISO_IR 192"  # UTF-8: labels and user names may be in any language
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()

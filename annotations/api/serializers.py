@@ -20,6 +20,10 @@ class AnnotationSerializer(serializers.ModelSerializer):
         help_text="The same points in patient coordinates (LPS, mm), from the plane geometry; null on a stack "
         "without geometry.",
     )
+    plane = serializers.ChoiceField(
+        choices=["axial", "coronal", "sagittal", "stack"],
+        help_text="The plane it was drawn on (one the series has: see planes in /api/series/<id>/).",
+    )
     values = serializers.DictField(
         required=False,
         help_text="Measured values. Sent: for ellipse/rectangle the statistics from the roi endpoint (mean, sd, "
@@ -33,7 +37,6 @@ class AnnotationSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "points", "created_at", "updated_at"]
         extra_kwargs = {
             "index": {"help_text": "Image number in the plane, from 0."},
-            "plane": {"help_text": "The plane it was drawn on: axial, coronal, sagittal or stack."},
             "label": {"required": False},
         }
 

@@ -89,6 +89,7 @@ class ReportView(APIView):
     content_negotiation_class = AnyAccept
 
     @extend_schema(
+        operation_id="series_annotations_report",
         responses={
             (200, "application/dicom"): OpenApiResponse(
                 OpenApiTypes.BINARY,
@@ -96,7 +97,7 @@ class ReportView(APIView):
             ),
             400: OpenApiResponse(description="The series has no stored images to refer to."),
             404: GONE,
-        }
+        },
     )
     def get(self, request, pk: int):
         """Your measurements on this series as a DICOM SR Measurement Report (TID 1500), for OHIF and

@@ -29,7 +29,16 @@ function fmt(value, digits = 1) {
   return Math.abs(value) >= 1000 ? String(Math.round(value)) : value.toFixed(digits);
 }
 
-/** The text a measurement shows on the image and in the panel. */
+/** The short text on the image: the main value only (the panel has the rest). */
+function brief(a) {
+  const v = a.values || {};
+  if ((a.kind === "ellipse" || a.kind === "rectangle") && v.mean !== undefined) {
+    return `${fmt(v.mean)}${v.unit ? ` ${v.unit}` : ""} ± ${fmt(v.sd)}`;
+  }
+  return describe(a);
+}
+
+/** The text a measurement shows in the panel. */
 export function describe(a) {
   const v = a.values || {};
   const unit = v.unit ? ` ${v.unit}` : "";
@@ -132,16 +141,18 @@ export class Measurements {
   /** Statistics or a value from the series' /roi or /probe endpoint (null and a reason if refused). */
   async _measured(viewport, kind, pixels) {
     const where = `${this.viewer.urls.api}planes/${viewport.plane}/${viewport.index}/`;
-    const r = (v) => String(Math.round(v));
+    const r = (v) => String(round2(v));
     try {
       if (kind === "probe") {
         const [[x, y]] = pixels;
         const answer = await getJSON(`${where}probe?x=${r(x)}&y=${r(y)}`);
+        if (answer.suv_problem) this.say(`Not SUV: ${answer.suv_problem}`);
         return { value: answer.value, unit: answer.unit };
       }
       const [[x0, y0], [x1, y1]] = pixels;
       const query = `shape=${kind}&x0=${r(Math.min(x0, x1))}&y0=${r(Math.min(y0, y1))}&x1=${r(Math.max(x0, x1))}&y1=${r(Math.max(y0, y1))}`;
       const s = await getJSON(`${where}roi?${query}`);
+      if (s.suv_problem) this.say(`Not SUV: ${s.suv_problem}`);
       return { mean: s.mean, sd: s.sd, min: s.min, max: s.max, n: s.n, unit: s.unit };
     } catch (error) {
       this.say(`${KIND_LABELS[kind]}: ${error.message}`, true);
@@ -150,6 +161,7 @@ export class Measurements {
   }
 
   async save(viewport, kind, pixels) {
+    this.say("");
     const body = { kind, plane: viewport.plane, index: viewport.index, pixels: pixels.map(([c, r]) => [round2(c), round2(r)]) };
     if (kind === "probe" || kind === "ellipse" || kind === "rectangle") {
       const values = await this._measured(viewport, kind, body.pixels);
@@ -158,7 +170,6 @@ export class Measurements {
     try {
       const saved = await this._send("POST", this.base, body);
       this.items.push(this._prepare(saved));
-      if (body.values || (kind !== "probe" && kind !== "ellipse" && kind !== "rectangle")) this.say("");
     } catch (error) {
       this.say(error.message, true);
     }
@@ -247,7 +258,6 @@ export class Measurements {
       if (value) {
         const [[col, row]] = pixels;
         this.probeOut.textContent = `${fmt(value.value)} ${value.unit || ""} at (${Math.round(col)}, ${Math.round(row)})`;
-        this.say("");
       }
     }
     this.probeBusy = false;
@@ -300,7 +310,7 @@ export class Measurements {
     layer.saved.replaceChildren();
     for (const a of this.items) {
       const where = this.project(a, viewport);
-      if (where) this._shape(layer.saved, a.kind, where.shape, where.anchors, describe(a), COLOR, a.id);
+      if (where) this._shape(layer.saved, a.kind, where.shape, where.anchors, brief(a), COLOR, a.id);
     }
   }
 
@@ -314,8 +324,7 @@ export class Measurements {
     layer.draft.replaceChildren();
     const d = this.draft;
     if (!d || d.viewport !== viewport) return;
-    const pixels = d.kind === "angle" ? d.pixels : d.pixels;
-    this._shape(layer.draft, d.kind, outline(d.kind, pixels.slice(0, d.kind === "ellipse" || d.kind === "rectangle" ? 2 : pixels.length)), pixels, "", DRAFT);
+    this._shape(layer.draft, d.kind, outline(d.kind, d.pixels), d.pixels, "", DRAFT);
   }
 
   _shape(group, kind, shape, anchors, text, color, id) {
