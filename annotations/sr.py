@@ -202,7 +202,10 @@ def measurement_report(items: list[Item], *, evidence: pydicom.Dataset, author: 
         referenced_images=[ds for ds in referenced.values() if _describable(ds)] or None,
     )
     return hd.sr.Comprehensive3DSR(
-        evidence=[evidence, *[ds for uid, ds in referenced.items() if uid != str(evidence.SOPInstanceUID)]],
+        evidence=[
+            _with_patient_and_study(evidence),
+            *[ds for uid, ds in referenced.items() if uid != str(evidence.SOPInstanceUID)],
+        ],
         content=report[0],
         series_instance_uid=hd.UID(),
         series_number=9901,
@@ -212,6 +215,38 @@ def measurement_report(items: list[Item], *, evidence: pydicom.Dataset, author: 
         series_description="Measurements",
         is_complete=True,
     )
+
+
+TYPE_2 = (
+    "PatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "AccessionNumber",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+)
+CHECKED = {"PatientBirthDate": pydicom.valuerep.DA, "StudyDate": pydicom.valuerep.DA, "StudyTime": pydicom.valuerep.TM}
+
+
+def _with_patient_and_study(ds: pydicom.Dataset) -> pydicom.Dataset:
+    """The header the report copies patient and study from, with the Type 2 attributes highdicom
+    reads present: empty (unknown) where the file leaves them out or holds a value that is not
+    valid (a sex other than M, F, O; an unreadable date), as the standard allows for Type 2."""
+    header = pydicom.Dataset()
+    header.update(ds)  # a new dataset of the same elements: the caller's is left as it is
+    for keyword in TYPE_2:
+        value = header.get(keyword)
+        if keyword == "PatientSex" and value not in ("M", "F", "O"):
+            value = None
+        elif keyword in CHECKED and value:
+            try:
+                CHECKED[keyword](value)
+            except (TypeError, ValueError):
+                value = None
+        setattr(header, keyword, value if value not in ("",) else None)
+    return header
 
 
 def _describable(image: pydicom.Dataset) -> bool:

@@ -256,3 +256,34 @@ def test_sr_export_is_a_tid1500_report_ohif_and_dcmtk_read(small_ct, api, user, 
     problems = [line for line in dump.stderr.splitlines() if line.startswith(("E:", "F:"))]
     assert dump.returncode == 0 and not problems, dump.stderr  # (a W: says it cannot check UTF-8 text)
     assert "Imaging Measurement Report" in dump.stdout and dump.stdout.count("Measurement Group") == 5
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_measurement_on_a_stack_frame_without_geometry_refers_to_that_frame():
+    """A stack image has no patient coordinates: its SCOORD is in the stored image's pixels, and a
+    multi-frame image's frame is named (1-based), as OHIF matches it."""
+    import numpy as np
+
+    from annotations import sr
+    from tests.dicomgen import make_dataset
+
+    ds = make_dataset(np.zeros((64, 64), np.uint16), modality="XA", NumberOfFrames=3)
+    item = sr.Item(
+        kind="length",
+        label="",
+        values={"length_px": 30.0},
+        outline_pixels=[[10, 20], [40, 20]],
+        outline_world=None,
+        plane_size=(64, 64),
+        image=ds,
+        frame=1,
+        acquired=True,
+    )
+    assert sr.measurement_group(item, "XA") is None  # no length in mm: nothing to report
+    item.values = {"length_mm": 9.0}
+    report = pydicom.dcmread(io.BytesIO(sr.to_bytes(sr.measurement_report([item], evidence=ds, author="alice"))))
+    [group] = content(content(report, "126010")[0], "125007")
+    scoord = [n for n in group.ContentSequence if n.ValueType == "NUM"][0].ContentSequence[0]
+    assert scoord.ValueType == "SCOORD" and [float(v) for v in scoord.GraphicData] == [10.5, 20.5, 40.5, 20.5]
+    ref = scoord.ContentSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPInstanceUID == ds.SOPInstanceUID and ref.ReferencedFrameNumber == 2
