@@ -114,6 +114,13 @@ def test_draw_every_tool_reload_delete_and_export_the_sr(page, live_server, smal
     page.click("#tab-slices")
     page.click("#tab-measurements")
 
+    # a label, typed in the panel
+    page.click("#measure-list li:nth-child(3) .m-label")
+    page.fill("#measure-list .m-label-input", "air in front")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#measure-list li:nth-child(3) >> text=air in front")
+    assert Annotation.objects.get(series=series, kind="ellipse").label == "air in front"
+
     # delete one; export the rest as a DICOM SR
     page.click("#measure-list li:first-child .m-delete")
     listed(page, 4)

@@ -364,12 +364,17 @@ export class Measurements {
       where.className = "muted";
       where.textContent = `${this.viewer.planeLabel(a.plane)} · image ${a.index + 1}${a.label ? ` · ${a.label}` : ""}`;
       go.append(kind, " ", value, document.createElement("br"), where);
+      const name = document.createElement("button");
+      name.type = "button";
+      name.className = "btn small m-label";
+      name.textContent = "Label";
+      name.setAttribute("aria-label", `Label ${KIND_LABELS[a.kind] || a.kind} ${describe(a)}`);
       const remove = document.createElement("button");
       remove.type = "button";
       remove.className = "btn small m-delete";
       remove.textContent = "Delete";
       remove.setAttribute("aria-label", `Delete ${KIND_LABELS[a.kind] || a.kind} ${describe(a)}`);
-      li.append(go, remove);
+      li.append(go, name, remove);
       this.list.append(li);
     }
     const empty = document.getElementById("measure-empty");
@@ -385,8 +390,41 @@ export class Measurements {
       this.remove(id);
       return;
     }
+    if (event.target.closest(".m-label")) {
+      this.editLabel(li, id);
+      return;
+    }
+    if (event.target.closest(".m-label-input")) return;
     const a = this.items.find((item) => item.id === id);
     if (a) this.goTo(a);
+  }
+
+  /** An input in place of the item's text: Enter saves the label, Escape leaves it. */
+  editLabel(li, id) {
+    const a = this.items.find((item) => item.id === id);
+    if (!a || li.querySelector(".m-label-input")) return;
+    const input = document.createElement("input");
+    input.className = "m-label-input";
+    input.maxLength = 128;
+    input.value = a.label || "";
+    input.setAttribute("aria-label", "Label");
+    li.querySelector(".m-go").replaceWith(input);
+    input.focus();
+    input.addEventListener("keydown", async (event) => {
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        this.render();
+      } else if (event.key === "Enter") {
+        try {
+          const saved = await this._send("PATCH", `${this.base}${id}/`, { label: input.value });
+          a.label = saved.label;
+          this.say("");
+        } catch (error) {
+          this.say(error.message, true);
+        }
+        this.render();
+      }
+    });
   }
 
   /** Show the image a measurement was drawn on. */
