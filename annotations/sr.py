@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import warnings
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -25,6 +26,8 @@ from highdicom.sr import CodedConcept
 from pydicom.sr.codedict import codes
 
 logging.getLogger("highdicom").setLevel(logging.WARNING)  # its INFO lines name the instances it copies from
+# nor may a warning about the form of a patient's name quote it into the server's log
+warnings.filterwarnings("ignore", message=r"The string .* is unlikely to represent the intended person name")
 
 TOOLS = {  # our kind -> cornerstone3D tool type (what OHIF re-creates) and graphic type
     "length": ("Length", "POLYLINE"),
@@ -238,7 +241,9 @@ def _with_patient_and_study(ds: pydicom.Dataset) -> pydicom.Dataset:
     header.update(ds)  # a new dataset of the same elements: the caller's is left as it is
     for keyword in TYPE_2:
         value = header.get(keyword)
-        if keyword == "PatientSex" and value not in ("M", "F", "O"):
+        if keyword == "PatientName" and value and not set(str(value)) & set("^="):
+            value = f"{value}^"  # the same name (trailing empty components may go), said to be a family name
+        elif keyword == "PatientSex" and value not in ("M", "F", "O"):
             value = None
         elif keyword in CHECKED and value:
             try:

@@ -8,6 +8,7 @@ import io
 import math
 import shutil
 import subprocess
+import warnings
 
 import highdicom as hd
 import pydicom
@@ -267,7 +268,7 @@ def test_a_measurement_on_a_stack_frame_without_geometry_refers_to_that_frame():
     from annotations import sr
     from tests.dicomgen import make_dataset
 
-    ds = make_dataset(np.zeros((64, 64), np.uint16), modality="XA", NumberOfFrames=3)
+    ds = make_dataset(np.zeros((64, 64), np.uint16), modality="XA", NumberOfFrames=3, PatientName="Anonymized")
     item = sr.Item(
         kind="length",
         label="",
@@ -281,7 +282,11 @@ def test_a_measurement_on_a_stack_frame_without_geometry_refers_to_that_frame():
     )
     assert sr.measurement_group(item, "XA") is None  # no length in mm: nothing to report
     item.values = {"length_mm": 9.0}
-    report = pydicom.dcmread(io.BytesIO(sr.to_bytes(sr.measurement_report([item], evidence=ds, author="alice"))))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = pydicom.dcmread(io.BytesIO(sr.to_bytes(sr.measurement_report([item], evidence=ds, author="alice"))))
+    assert not [w for w in caught if "Anonymized" in str(w.message)]  # no patient name in a log line
+    assert report.PatientName == "Anonymized^"  # the same name, as a family name
     [group] = content(content(report, "126010")[0], "125007")
     scoord = [n for n in group.ContentSequence if n.ValueType == "NUM"][0].ContentSequence[0]
     assert scoord.ValueType == "SCOORD" and [float(v) for v in scoord.GraphicData] == [10.5, 20.5, 40.5, 20.5]
