@@ -292,3 +292,17 @@ def test_a_measurement_on_a_stack_frame_without_geometry_refers_to_that_frame():
     assert scoord.ValueType == "SCOORD" and [float(v) for v in scoord.GraphicData] == [10.5, 20.5, 40.5, 20.5]
     ref = scoord.ContentSequence[0].ReferencedSOPSequence[0]
     assert ref.ReferencedSOPInstanceUID == ds.SOPInstanceUID and ref.ReferencedFrameNumber == 2
+
+
+def test_values_are_reported_in_ucum_units_with_a_name_for_what_they_measure():
+    from pydicom.sr.codedict import codes
+
+    from annotations import sr
+
+    assert sr.unit_code("HU") == codes.UCUM.HounsfieldUnit
+    assert sr.unit_code("SUVbw").value == "g/ml{SUVbw}"
+    assert sr.unit_code("BQML").value == "Bq/ml"
+    assert sr.unit_code("").value == "1" and sr.unit_code(None).value == "1"
+    assert sr.value_name("SUVbw", "PT") == codes.DCM.StandardizedUptakeValue
+    assert sr.value_name("", "MR") == codes.DCM.MRSignalIntensity
+    assert sr.value_name("BQML", "PT") == codes.DCM.Concentration
