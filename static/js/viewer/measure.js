@@ -199,7 +199,6 @@ export class Measurements {
     const tool = this.viewer.tool;
     if (this.draft && this.draft.viewport === viewport && this.draft.kind === "angle" && this.draft.pixels.length === 3) {
       this.draft.pixels[2] = here;
-      this.draft.placing = true;
     } else {
       this.draft = { viewport, kind: tool, pixels: tool === "probe" ? [here] : [here, here], index: viewport.index };
     }
