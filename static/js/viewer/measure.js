@@ -11,6 +11,7 @@ import { planeWorld, worldToPlane } from "./geometry.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 export const MEASURE_TOOLS = ["length", "angle", "ellipse", "rectangle", "probe"];
+const PLANE_LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", stack: "Stack" };
 const KIND_LABELS = { length: "Length", angle: "Angle", ellipse: "Ellipse", rectangle: "Rectangle", probe: "Probe" };
 const COLOR = "#facc15";
 const DRAFT = "#22d3ee";
@@ -74,7 +75,10 @@ function outline(kind, pixels) {
 export class Measurements {
   constructor(viewer) {
     this.viewer = viewer;
-    this.base = `${viewer.urls.api}annotations/`;
+    // the page's series: measurements are made and shown on viewports that show it
+    const config = viewer.config;
+    this.home = { id: config.series.id, planes: config.series.planes, api: config.urls.api };
+    this.base = `${this.home.api}annotations/`;
     this.items = [];
     this.draft = null; // {viewport, kind, pixels, pending}
     this.panel = document.getElementById("panel-measure");
@@ -99,6 +103,11 @@ export class Measurements {
     return MEASURE_TOOLS.includes(tool);
   }
 
+  /** Whether a viewport shows the page's series (a layout of several series may show others). */
+  isHome(viewport) {
+    return !viewport.source || viewport.source.id === this.home.id;
+  }
+
   // ---- data ------------------------------------------------------------------------------
   async load() {
     try {
@@ -112,7 +121,7 @@ export class Measurements {
 
   /** Cache what drawing needs: the outline's world points (or drawn pixels for a stack). */
   _prepare(a) {
-    const info = this.viewer.planes[a.plane];
+    const info = this.home.planes[a.plane];
     const shape = outline(a.kind, a.pixels);
     a.world = a.points && info?.origin ? shape.map(([col, row]) => planeWorld(info, a.index, row, col)) : null;
     a.anchors = a.points && info?.origin ? a.pixels.map(([col, row]) => planeWorld(info, a.index, row, col)) : null;
@@ -140,7 +149,7 @@ export class Measurements {
 
   /** Statistics or a value from the series' /roi or /probe endpoint (null and a reason if refused). */
   async _measured(viewport, kind, pixels) {
-    const where = `${this.viewer.urls.api}planes/${viewport.plane}/${viewport.index}/`;
+    const where = `${this.home.api}planes/${viewport.plane}/${viewport.index}/`;
     const r = (v) => String(round2(v));
     try {
       if (kind === "probe") {
@@ -194,6 +203,10 @@ export class Measurements {
 
   // ---- pointer (hooks from viewport.js) ------------------------------------------------
   down(viewport, event) {
+    if (!this.isHome(viewport)) {
+      this.say("Measurements are made on the series this page opened: open that series to measure it.", true);
+      return;
+    }
     const { row, col } = viewport.clientToImage(event.clientX, event.clientY);
     const here = [col, row];
     const tool = this.viewer.tool;
@@ -235,6 +248,7 @@ export class Measurements {
 
   /** Pointer over the image with no button: the angle's second arm follows; the probe reads live. */
   hover(viewport, event) {
+    if (!this.isHome(viewport)) return;
     const d = this.draft;
     if (d && d.viewport === viewport && d.kind === "angle" && d.pixels.length === 3) {
       this.move(viewport, event);
@@ -289,6 +303,7 @@ export class Measurements {
 
   /** Outline of ``a`` in ``viewport``'s current image, in its pixels, or null if it is not there. */
   project(a, viewport) {
+    if (!this.isHome(viewport)) return null;
     if (!a.world) {
       return a.plane === viewport.plane && a.index === viewport.index ? { shape: a.shape, anchors: a.pixels } : null;
     }
@@ -361,7 +376,7 @@ export class Measurements {
       value.textContent = describe(a);
       const where = document.createElement("small");
       where.className = "muted";
-      where.textContent = `${this.viewer.planeLabel(a.plane)} · image ${a.index + 1}${a.label ? ` · ${a.label}` : ""}`;
+      where.textContent = `${PLANE_LABELS[a.plane] || a.plane} · image ${a.index + 1}${a.label ? ` · ${a.label}` : ""}`;
       go.append(kind, " ", value, document.createElement("br"), where);
       const name = document.createElement("button");
       name.type = "button";
@@ -429,8 +444,8 @@ export class Measurements {
   /** Show the image a measurement was drawn on. */
   goTo(a) {
     const viewer = this.viewer;
-    let viewport = viewer.viewports.find((v) => v.plane === a.plane);
-    if (!viewport && viewer.layout === "slices" && viewer.planes[a.plane]) {
+    let viewport = viewer.viewports.find((v) => v.plane === a.plane && this.isHome(v));
+    if (!viewport && viewer.layout === "slices" && this.home.planes[a.plane]) {
       viewer.setSinglePlane(a.plane);
       viewport = viewer.viewports[0];
     }
