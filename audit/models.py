@@ -50,6 +50,9 @@ class AuditEvent(models.Model):
         ADMIN_CHANGE = "admin_change", "Admin change"
         AUDIT_READ = "audit_read", "Audit log read"
         AUDIT_EXPORT = "audit_export", "Audit log exported"
+        ANNOTATION_CREATE = "annotation_create", "Measurement created"
+        ANNOTATION_DELETE = "annotation_delete", "Measurement deleted"
+        ANNOTATION_EXPORT = "annotation_export", "Measurements exported (DICOM SR)"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success"

@@ -43,6 +43,9 @@ EVENT_CODES = {
     A.ADMIN_CHANGE: ("110113", "U"),
     A.AUDIT_READ: ("110101", "R"),  # Audit Log Used
     A.AUDIT_EXPORT: ("110101", "R"),
+    A.ANNOTATION_CREATE: ("110103", "C"),  # DICOM Instances Accessed (a measurement made on them)
+    A.ANNOTATION_DELETE: ("110103", "D"),
+    A.ANNOTATION_EXPORT: ("110106", "R"),  # Export
 }
 
 _recent_image_views: dict[tuple[int, int], float] = {}

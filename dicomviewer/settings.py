@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "axes",
     "audit",
     "studies",
+    "annotations",
     "tokens",
     "dicomweb",
     "viewer",

@@ -11,6 +11,7 @@ urlpatterns = [
     path("images/<path:rest>", image_server.signed_image, name="signed-image"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/", include("annotations.api.urls")),
     path("api/", include("studies.api.urls")),
     path("dicomweb/", include("dicomweb.urls")),
     path("admin/", admin.site.urls),

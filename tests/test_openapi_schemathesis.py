@@ -49,6 +49,10 @@ def valid_bodies(tmp_path) -> dict:
     return {
         ("POST", "/api/auth/token/"): [(media, credentials) for media in login_types],
         ("POST", "/api/uploads/"): [("multipart/form-data", {"file": archive})],
+        # a measurement that fits the images (on the fixture's series, id 1; other ids are a 404)
+        ("POST", "/api/series/{id}/annotations/"): [
+            ("application/json", {"kind": "length", "plane": "axial", "index": 0, "pixels": [[0, 0], [3, 4]]})
+        ],
     }
 
 

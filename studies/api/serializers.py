@@ -5,6 +5,7 @@ from rest_framework import serializers
 from studies.imaging.presets import layout_presets
 from studies.models import Instance, Patient, Series, Study, Upload
 from studies.services.ingest import upload_progress
+from studies.services.values import series_values
 
 
 class PatientSerializer(serializers.ModelSerializer):
@@ -101,12 +102,26 @@ PRESETS_SCHEMA = {
 }
 
 
+VALUES_SCHEMA = {
+    "type": "object",
+    "description": "The unit of the stored values and, for PET, the SUVbw factor: SUV = stored value x suv_factor "
+    "(null, with suv_problem saying why, when the header does not allow SUV).",
+    "properties": {
+        "unit": {"type": "string", "description": "HU for CT; the PET Units (BQML, CNTS...); else ''"},
+        "suv_factor": {"type": "number", "nullable": True},
+        "suv_problem": {"type": "string", "nullable": True},
+    },
+    "required": ["unit", "suv_factor", "suv_problem"],
+}
+
+
 class SeriesSerializer(serializers.ModelSerializer):
     study = serializers.PrimaryKeyRelatedField(read_only=True)
     window = WindowSerializer(read_only=True, allow_null=True)
     planes = serializers.SerializerMethodField()
     notes = serializers.SerializerMethodField()
     presets = serializers.SerializerMethodField()
+    values = serializers.SerializerMethodField()
 
     class Meta:
         model = Series
@@ -138,6 +153,7 @@ class SeriesSerializer(serializers.ModelSerializer):
             "render_error",
             "notes",
             "presets",
+            "values",
         ]
 
     def get_planes(self, series) -> dict:
@@ -151,6 +167,10 @@ class SeriesSerializer(serializers.ModelSerializer):
         """Window presets for this modality: CT's fixed ones; MR, PET and other greyscale series'
         from their histogram (PET with an SUV factor: SUV windows first)."""
         return layout_presets(series.modality, series.layout)
+
+    @extend_schema_field(VALUES_SCHEMA)
+    def get_values(self, series) -> dict:
+        return series_values(series)
 
 
 class SeriesListSerializer(SeriesSummarySerializer):

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from studies.api import segmentations, shares, views
+from studies.api import segmentations, shares, values, views
 
 
 class IdConverter:
@@ -39,6 +39,8 @@ urlpatterns = [
     path("series/<id:pk>/archive.zip", views.SeriesViewSet.as_view(download, **binary), name="series-archive"),
     path("instances/<id:pk>/file", views.InstanceViewSet.as_view({"get": "file"}, **binary), name="instance-file"),
     path("series/<id:pk>/planes/<str:plane>/<int:index>.png", views.PlaneImageView.as_view(), name="plane-image"),
+    path("series/<id:pk>/planes/<str:plane>/<int:index>/probe", values.ProbeView.as_view(), name="plane-probe"),
+    path("series/<id:pk>/planes/<str:plane>/<int:index>/roi", values.RoiView.as_view(), name="plane-roi"),
     path("series/<id:pk>/thumbnail.png", views.ThumbnailView.as_view(), name="thumbnail"),
     path(
         "series/<id:pk>/segmentations/",

@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .archive import Skipped
+from .suv import PetInfo, read_pet_info
 from .uids import uid_problem
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
@@ -85,6 +86,7 @@ class Header:
     encoding_note: str = ""  # e.g. "no file meta information; read as Implicit VR Little Endian"
     instance_pk: int | None = None  # set by the caller once the file is stored
     pixel_offset: int | None = None  # where native little-endian Pixel Data starts in the file
+    pet: PetInfo | None = None  # a PET image's units, dose, weight and times (for SUV)
 
     @property
     def is_color(self) -> bool:
@@ -236,6 +238,8 @@ def _header_from_dataset(ds: Dataset, path: Path, name: str, size: int, max_fram
     if problem:
         return Skipped(name, problem)
     header.frames = _frames(ds, header.number_of_frames)
+    if header.modality == "PT":
+        header.pet = read_pet_info(ds)
     if transfer_syntax in NATIVE_LITTLE_ENDIAN and "PixelData" in ds:
         header.pixel_offset = _pixel_value_offset(ds)
     return header

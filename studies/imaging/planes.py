@@ -253,6 +253,29 @@ class Resampler:
         base = self._to_voxel @ (np.asarray(plane.world(index, 0, 0)) - self.volume.origin)
         return base, steps
 
+    def value_at(self, world) -> float | None:
+        """The modality value at a world point (mm, LPS), interpolated between the 8 voxels around
+        it as the plane images are (so every plane gives one value for one point); None outside
+        the volume. At a voxel centre, that voxel's stored value."""
+        c, r, s = self._to_voxel @ (np.asarray(world, dtype=float) - self.volume.origin)
+        k = float(self._slice_index(np.asarray([s]))[0])
+        n, rows, cols = self.data.shape
+        coords = []
+        for value, size in ((k, n), (r, rows), (c, cols)):
+            if np.isnan(value) or value < -0.5 or value > size - 0.5:
+                return None
+            value = min(max(float(value), 0.0), size - 1.0)
+            coords.append(value if abs(value - round(value)) > EXACT else float(round(value)))
+        low = [int(np.floor(v)) for v in coords]
+        high = [min(lo + 1, size - 1) for lo, size in zip(low, self.data.shape, strict=True)]
+        weights = [v - lo for v, lo in zip(coords, low, strict=True)]
+        cube = self.data[low[0] : high[0] + 1, low[1] : high[1] + 1, low[2] : high[2] + 1].astype(np.float64)
+        for axis in range(3):  # collapse one axis at a time: (1 - w) * first + w * second
+            if cube.shape[axis] == 2:
+                first, second = np.take(cube, [0], axis=axis), np.take(cube, [1], axis=axis)
+                cube = first * (1 - weights[axis]) + second * weights[axis]
+        return float(cube.reshape(-1)[0])
+
     # -- stack coordinate (mm) to fractional slice index ------------------------------------
     def _slice_index(self, s_mm: np.ndarray) -> np.ndarray:
         offsets = self.volume.offsets_mm

@@ -39,6 +39,7 @@ class Source:
     version: int
     planes: dict
     images: VolumeImages | StackImages
+    values: dict | None = None  # {"unit", "suv_factor", "suv_problem"}; None when built before they were
 
     def display(self, plane: str, index: int, window: Window | None = None, slab: Slab | None = None) -> np.ndarray:
         if slab is not None:
@@ -51,9 +52,13 @@ class Source:
         return (self.planes.get(plane) or {}).get("count", 0)
 
 
-def manifest(*, kind: str, planes: dict, window: Window | None, invert: bool, volume: dict | None, frames) -> dict:
-    """The content of source.json (``frames``: [[original name, frame], ...] for a stack)."""
+def manifest(
+    *, kind: str, planes: dict, window: Window | None, invert: bool, volume: dict | None, frames, values=None
+) -> dict:
+    """The content of source.json (``frames``: [[original name, frame], ...] for a stack; ``values``:
+    the unit of the stored values and the SUV factor, ``suv.series_values``)."""
     return {
+        "values": values,
         "kind": kind,
         "planes": planes,
         "window": [window.center, window.width] if window else None,
@@ -112,13 +117,13 @@ def _build(series_id: int, version: int, headers, frames, fetch: bool) -> Source
         volume = volume_from_dict(info["volume"])
         planes = {name: Plane.from_dict(name, plane) for name, plane in info["planes"].items()}
         images = VolumeImages(volume, data, window or Window(0, 1), bool(info.get("invert")), planes)
-        return Source(series_id, version, info["planes"], images)
+        return Source(series_id, version, info["planes"], images, info.get("values"))
     if headers is None:
         names = list(dict.fromkeys(name for name, _ in info["frames"]))
         index_of = {name: number for number, name in enumerate(names)}
         headers = LazyHeaders(names)
         frames = [FrameRef(index_of[name], frame) for name, frame in info["frames"]]
-    return Source(series_id, version, info["planes"], StackImages(headers, frames))
+    return Source(series_id, version, info["planes"], StackImages(headers, frames), info.get("values"))
 
 
 class LazyHeaders:

@@ -39,6 +39,7 @@ from studies.imaging.series import (
     slices_for_image,
     volume_dtype,
 )
+from studies.imaging.suv import series_values
 from studies.imaging.volume import Layout, layout_series, volume_to_dict
 from studies.models import Instance, Patient, Series, Study, Upload
 from studies.services import image_source, locks, rendering, segmentations
@@ -255,6 +256,8 @@ def update_series(series: Series, layout: Layout, headers: list[Header], version
         planes = {"stack": StackImages(headers, layout.stack).plane().to_dict()}
         layout_json = {"kind": "stack", "frames": frames_json}
     layout_json["notes"] = layout.notes
+    pet = [headers[ref.instance].pet for ref in layout.frames if headers[ref.instance].pet is not None]
+    layout_json["values"] = series_values(model.modality, pet)
     _mark_excluded(series, {headers[ref.instance].instance_pk: reason for ref, reason in layout.excluded})
     spacing = frame0.spacing or (None, None)
     Series.objects.filter(pk=series.pk).update(
@@ -432,6 +435,7 @@ def _save_manifest(plan: SeriesPlan, series: Series, layout: Layout, headers: li
             invert=is_inverted(headers[layout.frames[0].instance]),
             volume=(series.layout or {}).get("volume"),
             frames=frames,
+            values=(series.layout or {}).get("values"),
         ),
     )
 

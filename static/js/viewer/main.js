@@ -16,6 +16,7 @@ import {
 import { ImageLoader } from "./loader.js";
 import { Segments } from "./segments.js";
 import { fetchSeriesConfig, SeriesSource } from "./series.js";
+import { Measurements } from "./measure.js";
 import { HeaderPanel } from "./tags.js";
 import { formatNumber, SERIES_MIME, Viewport } from "./viewport.js";
 
@@ -82,6 +83,7 @@ class Viewer {
     if (wanted.slots.length) this.slots = wanted.slots;
     this._watchStatus();
     this.setLayout(wanted.layout || "1x1");
+    this.measure = new Measurements(this); // measurement tools and their panel (measure.js)
     setInterval(() => this._updateCacheBars(), 700);
     this.segments = new Segments(this); // SEG overlays (segments.js)
   }
@@ -408,6 +410,7 @@ class Viewer {
     }
     if (this.layout !== "mpr" && this.linked && source !== "link" && source !== "init") this._follow(viewport);
     this._drawLines();
+    this.measure?.draw(viewport); // measure.js: measurements lying in this image
     if (viewport === this.active) this._describeCurrent();
   }
 
@@ -625,6 +628,7 @@ class Viewer {
     this.panel = name;
     document.getElementById("panel-metadata").hidden = name !== "metadata";
     document.getElementById("panel-tags").hidden = name !== "tags";
+    document.getElementById("panel-measure").hidden = name !== "measurements"; // measure.js
     this._syncToolbar();
     if (name) {
       this.header.refresh(true);
@@ -730,7 +734,7 @@ class Viewer {
   _syncToolbar() {
     const selected = this.panel || (this.layout === "mpr" ? "mpr" : "slices");
     for (const tab of document.querySelectorAll("[role=tab]")) tab.setAttribute("aria-selected", String(tab.dataset.tab === selected));
-    for (const button of document.querySelectorAll("#tools [data-tool]")) button.setAttribute("aria-pressed", String(button.dataset.tool === this.tool));
+    for (const button of document.querySelectorAll("#tools [data-tool], #measure-tools [data-tool]")) button.setAttribute("aria-pressed", String(button.dataset.tool === this.tool));
     const picker = document.getElementById("plane-picker");
     const source = this.sourceOf();
     if (picker) {
@@ -853,7 +857,7 @@ class Viewer {
         t: () => this.showPanel(this.panel === "tags" ? null : "tags"),
         o: () => this.container.classList.toggle("overlay-off"),
         "?": () => document.getElementById("help").showModal(),
-        Escape: () => this.showPanel(null),
+        Escape: () => (this.measure?.draft ? this.measure.cancel() : this.showPanel(null)),
         0: () => this.resetWindow(),
       };
       for (let i = 1; i <= 6; i++) actions[String(i)] = () => this.applyPreset(i - 1);

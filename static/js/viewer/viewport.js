@@ -129,8 +129,9 @@ export class Viewport {
   }
 
   setTool(tool) {
-    this.root.classList.remove("tool-scroll", "tool-window", "tool-zoom", "tool-pan");
+    for (const name of [...this.root.classList]) if (name.startsWith("tool-")) this.root.classList.remove(name);
     this.root.classList.add(`tool-${tool}`);
+    if (this.viewer.measure?.isTool(tool)) this.root.classList.add("tool-measure"); // measure.js
   }
 
   // ---- navigation ------------------------------------------------------------------------
@@ -378,6 +379,7 @@ export class Viewport {
       if (event.button === 1 || event.shiftKey) return "pan";
       if (event.ctrlKey || event.metaKey) return "zoom";
     }
+    if (this.viewer.measure?.isTool(this.viewer.tool)) return "measure"; // measure.js draws
     return this.viewer.tool;
   }
 
@@ -401,6 +403,7 @@ export class Viewport {
       moved: false,
       button: event.button,
     };
+    if (this.gesture.mode === "measure") this.viewer.measure.down(this, event); // measure.js
     event.preventDefault();
   }
 
@@ -410,7 +413,11 @@ export class Viewport {
   }
 
   _move(event) {
-    if (!this.pointers.has(event.pointerId) || !this.gesture) return;
+    if (!this.pointers.has(event.pointerId)) {
+      if (event.pointerType === "mouse") this.viewer.measure?.hover(this, event); // measure.js: live probe
+      return;
+    }
+    if (!this.gesture) return;
     this.pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
     const g = this.gesture;
     if (g.mode === "pinch") {
@@ -419,6 +426,10 @@ export class Viewport {
       this.pan(now.midX - g.midX, now.midY - g.midY);
       this.zoomAt(now.distance / g.distance, now.midX, now.midY);
       Object.assign(g, now);
+      return;
+    }
+    if (g.mode === "measure") {
+      this.viewer.measure.move(this, event); // measure.js
       return;
     }
     const dx = event.clientX - g.lastX;
@@ -454,6 +465,10 @@ export class Viewport {
     }
     this.gesture = null;
     if (!g || cancelled) return;
+    if (g.mode === "measure") {
+      this.viewer.measure.up(this, event); // measure.js
+      return;
+    }
     if (g.mode === "window" && g.moved) this.viewer.commitWindow();
     if (!g.moved && g.mode !== "pinch" && g.button !== 2) {
       const { row, col } = this.clientToImage(event.clientX, event.clientY);
