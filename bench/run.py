@@ -17,7 +17,8 @@ It starts `manage.py serve all` on a free port with scratch media, then measures
 - study_list: /api/studies/ with 10,000 studies, and its query count per page size
 - values: the probe (value under a point) on every plane and ROI statistics on 512x512 axial
   slices of the 500-slice CT, over HTTP, warm (targets: probe p95 < 30 ms, ROI p95 < 80 ms);
-  `bench/run.py values` runs only this (with its ingest)
+  `bench/run.py values` runs only this (with its ingest); beside them the floor, the image path's
+  redirect (an API answer that checks access and does nothing else)
 - small: 3000 instances of 64x64 in one ZIP, instances per second
 """
 
@@ -491,22 +492,25 @@ def values_run(app: App, session: requests.Session, series_id: int, requests_eac
         shape = rng.choice(("ellipse", "rectangle"))
         return f"{base}/axial/{index}/roi?shape={shape}&x0={x0:.1f}&y0={y0:.1f}&x1={x0 + size:.1f}&y1={y0 + size:.1f}"
 
-    def timed(urls: list[str]) -> list[float]:
+    def timed(urls: list[str], expect: int = 200) -> list[float]:
         for url in urls[:20]:  # warm: each web process opens the volume, the images are cut once
-            assert session.get(url).status_code == 200
+            assert session.get(url, allow_redirects=False).status_code == expect
         times = []
         for url in urls:
             started = time.perf_counter()
-            reply = session.get(url)
+            reply = session.get(url, allow_redirects=False)
             times.append(time.perf_counter() - started)
-            assert reply.status_code == 200, reply.text
+            assert reply.status_code == expect, reply.text
         return times
 
     middle = {name: plane["count"] // 2 for name, plane in planes.items()}
     probes = [probe_url(name, middle[name] + rng.randrange(-2, 3)) for name in planes for _ in range(requests_each)]
     rois = [roi_url(middle["axial"] + rng.randrange(-2, 3)) for _ in range(requests_each)]
     assert planes["axial"]["width"] == 512 and planes["axial"]["height"] == 512
+    # the floor: the same client's cheapest API answer that checks access (an image path's redirect)
+    redirects = [f"{base}/axial/{middle['axial'] + rng.randrange(-2, 3)}.png" for _ in range(requests_each)]
     return {
+        "api_floor_redirect": percentiles(timed(redirects, 302)),
         "probe": {**percentiles(timed(probes)), "target_p95_ms": 30},
         "roi_512": {**percentiles(timed(rois)), "target_p95_ms": 80},
     }
