@@ -125,3 +125,22 @@ def test_the_value_at_a_point_matches_the_plane_images_at_their_pixels():
         image = resampler.image(plane, index)
         for row, col in ((0, 0), (plane.height - 1, plane.width - 1), (plane.height // 2, 1)):
             assert resampler.value_at(plane.world(index, row, col)) == pytest.approx(float(image[row, col])), name
+
+
+def test_an_roi_on_a_plane_across_an_oblique_volume_leaves_out_the_fill_around_it():
+    data = np.full((4, 5, 6), 500, dtype=np.int16)
+    volume = oblique_volume(data)
+    resampler = Resampler(volume, data, fill=-3000)
+    axial = plan_planes(volume)["axial"]
+    image = resampler.image(axial, 1)
+    covered = resampler.covered(axial, 1)
+    assert covered is not None and not covered.all() and covered.any()
+    assert np.all(image[~covered] == -3000) and np.all(image[covered] == 500)
+    whole = roi_stats(image, "rectangle", 0, 0, axial.width - 1, axial.height - 1, covered=covered)
+    assert (whole.n, whole.mean, whole.min, whole.sd) == (int(covered.sum()), 500.0, 500.0, 0.0)
+    row, col = np.argwhere(~covered)[0]  # a corner of the image outside the volume
+    with pytest.raises(MeasureError, match="outside the scanned volume"):
+        roi_stats(image, "rectangle", col - 0.4, row - 0.4, col + 0.4, row + 0.4, covered=covered)
+    # planes along the volume's own axes are covered everywhere
+    straight = Volume(**{**volume.__dict__, "row_dir": np.array([1.0, 0, 0]), "col_dir": np.array([0, 1.0, 0])})
+    assert all(Resampler(straight, data).covered(p, 1) is None for p in plan_planes(straight).values())
