@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from studies.api import shares, values, views
+from studies.api import segmentations, shares, values, views
 
 
 class IdConverter:
@@ -42,5 +42,15 @@ urlpatterns = [
     path("series/<id:pk>/planes/<str:plane>/<int:index>/probe", values.ProbeView.as_view(), name="plane-probe"),
     path("series/<id:pk>/planes/<str:plane>/<int:index>/roi", values.RoiView.as_view(), name="plane-roi"),
     path("series/<id:pk>/thumbnail.png", views.ThumbnailView.as_view(), name="thumbnail"),
+    path(
+        "series/<id:pk>/segmentations/",
+        segmentations.SegmentationListView.as_view(),
+        name="series-segmentations",
+    ),
+    path(
+        "series/<id:pk>/segmentations/<id:seg>/overlay/v<int:version>-<int:seg_version>/<str:plane>/<int:index>.png",
+        segmentations.SegmentationOverlayView.as_view(),
+        name="segmentation-overlay",
+    ),
     *router.urls,
 ]

@@ -11,6 +11,7 @@ import {
   worldToPlane,
 } from "./geometry.js";
 import { ImageLoader } from "./loader.js";
+import { Segments } from "./segments.js";
 import { HeaderPanel } from "./tags.js";
 import { formatNumber, Viewport } from "./viewport.js";
 
@@ -66,6 +67,12 @@ class Viewer {
     this.setLayout(wantMpr ? "mpr" : "slices");
     this._watchStatus();
     setInterval(() => this._updateCacheBars(), 700);
+    this.segments = new Segments(this); // SEG overlays (segments.js)
+  }
+
+  /** Hook from Viewport._show: a viewport shows image `index` (overlays follow it). */
+  onImageShown(viewport, index) {
+    this.segments?.show(viewport, index);
   }
 
   // ---- images ----------------------------------------------------------------------------

@@ -216,6 +216,7 @@ export class Viewport {
     }
     this.preview();
     this.viewer.imageShown(this);
+    this.viewer.onImageShown?.(this, meta.index); // hook for overlays drawn per image (segments.js)
   }
 
   // ---- window preview --------------------------------------------------------------------
