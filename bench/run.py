@@ -15,6 +15,10 @@ It starts `manage.py serve all` on a free port with scratch media, then measures
   deploy/nginx.conf (X-Accel-Redirect) when nginx is installed
 - s3: the 500-slice ingest with storage in a bucket (moto's S3 server), and the image redirects
 - study_list: /api/studies/ with 10,000 studies, and its query count per page size
+- values: the probe (value under a point) on every plane and ROI statistics on 512x512 axial
+  slices of the 500-slice CT, over HTTP, warm (targets: probe p95 < 30 ms, ROI p95 < 80 ms);
+  `bench/run.py values` runs only this (with its ingest); beside them the floor, the image path's
+  redirect (an API answer that checks access and does nothing else)
 - small: 3000 instances of 64x64 in one ZIP, instances per second
 - slabs: bench/slabs.py, MIP/MinIP/average slabs of 10 and 30 mm against a plain on-demand image
   of the same plane of the shared 275-slice CT (target: within 3x)
@@ -60,6 +64,7 @@ def percentiles(values: list[float]) -> dict:
         "n": len(values),
         "p50_ms": pick(0.5),
         "p90_ms": pick(0.9),
+        "p95_ms": pick(0.95),
         "p99_ms": pick(0.99),
         "max_ms": round(ordered[-1] * 1000, 1),
     }
@@ -470,6 +475,70 @@ def study_list_run(app: App, studies: int = 10_000) -> dict:
     return {"studies": studies, **percentiles(timings), "queries_by_page_size": queries}
 
 
+def values_run(app: App, session: requests.Session, series_id: int, requests_each: int = 300) -> dict:
+    """Probe and ROI answers as the viewer asks for them: one client, warm (each plane image asked
+    once before the timing), points and shapes at random on images near each other."""
+    info = session.get(f"{app.url}/api/series/{series_id}/").json()
+    planes = {name: p for name, p in info["planes"].items() if name in ("axial", "coronal", "sagittal")}
+    rng = random.Random(7)
+    base = f"{app.url}/api/series/{series_id}/planes"
+
+    def probe_url(name, index):
+        plane = planes[name]
+        x, y = rng.uniform(0, plane["width"] - 1), rng.uniform(0, plane["height"] - 1)
+        return f"{base}/{name}/{index}/probe?x={x:.2f}&y={y:.2f}"
+
+    def roi_url(index):
+        size = rng.uniform(10, 200)
+        x0, y0 = rng.uniform(0, 511 - size), rng.uniform(0, 511 - size)
+        shape = rng.choice(("ellipse", "rectangle"))
+        return f"{base}/axial/{index}/roi?shape={shape}&x0={x0:.1f}&y0={y0:.1f}&x1={x0 + size:.1f}&y1={y0 + size:.1f}"
+
+    def timed(urls: list[str], expect: int = 200) -> list[float]:
+        for url in urls[:20]:  # warm: each web process opens the volume, the images are cut once
+            assert session.get(url, allow_redirects=False).status_code == expect
+        times = []
+        for url in urls:
+            started = time.perf_counter()
+            reply = session.get(url, allow_redirects=False)
+            times.append(time.perf_counter() - started)
+            assert reply.status_code == expect, reply.text
+        return times
+
+    middle = {name: plane["count"] // 2 for name, plane in planes.items()}
+    probes = [probe_url(name, middle[name] + rng.randrange(-2, 3)) for name in planes for _ in range(requests_each)]
+    rois = [roi_url(middle["axial"] + rng.randrange(-2, 3)) for _ in range(requests_each)]
+    assert planes["axial"]["width"] == 512 and planes["axial"]["height"] == 512
+    # the floor: the same client's cheapest API answer that checks access (an image path's redirect)
+    redirects = [f"{base}/axial/{middle['axial'] + rng.randrange(-2, 3)}.png" for _ in range(requests_each)]
+    return {
+        "api_floor_redirect": percentiles(timed(redirects, 302)),
+        "probe": {**percentiles(timed(probes)), "target_p95_ms": 30},
+        "roi_512": {**percentiles(timed(rois)), "target_p95_ms": 80},
+    }
+
+
+def values_only() -> None:
+    """`bench/run.py values`: the 500-slice CT ingested, then only the values measurement."""
+    scratch = OUT / "scratch"
+    subprocess.run(["rm", "-rf", str(scratch)], check=True)
+    scratch.mkdir(parents=True)
+    env = prepare_environment(scratch)
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
+    django.setup()
+    ct500 = data.ct_zip(OUT / "ct500.zip", 500)
+    app = App(env, scratch)
+    try:
+        session = session_for(app, "bench")
+        ingest = ingest_run(app, session, ct500, probe_on_demand=False)
+        results = {"values": values_run(app, session, ingest["series_id"])}
+    finally:
+        app.stop()
+    print(json.dumps(results, indent=2))
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     scratch = OUT / "scratch"
@@ -507,6 +576,7 @@ def main() -> None:
         )
         results["small"] = ingest_run(app, session, small, probe_on_demand=False)
         results["study_list"] = study_list_run(app)
+        results["values"] = values_run(app, session, results["ct500"]["series_id"])
     finally:
         app.stop()
     results["s3"] = s3_run(env, scratch, ct500, results["floor"]["total_s"])
@@ -515,4 +585,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    values_only() if sys.argv[1:] == ["values"] else main()

@@ -39,7 +39,9 @@ def _number(params, name: str) -> float:
 
 class ValuesView(APIView):
     def get(self, request, pk: int, plane: str, index: int):
-        series = selectors.series_visible_to(request.user).defer("layout").filter(pk=pk).first()
+        # the image path's one- or two-query form of series_visible_to (same rules): building the
+        # general queryset's subqueries cost more than the answer itself (bench: values)
+        series = selectors.visible_series(request.user, pk)
         if series is None:
             raise Http404
         try:

@@ -57,8 +57,11 @@ def nearest_pixel(x: float, y: float, width: int, height: int) -> tuple[int, int
     return min(int(math.floor(y + 0.5)), height - 1), min(int(math.floor(x + 0.5)), width - 1)
 
 
-def roi_stats(values: np.ndarray, shape: str, x0: float, y0: float, x1: float, y1: float, pixel_area_mm2=None):
-    """Statistics of the pixels of ``values`` (height, width) inside the shape."""
+def roi_stats(
+    values: np.ndarray, shape: str, x0: float, y0: float, x1: float, y1: float, pixel_area_mm2=None, covered=None
+):
+    """Statistics of the pixels of ``values`` (height, width) inside the shape; only those that are
+    ``covered`` (a boolean mask of the image, if given: pixels of a plane image inside the volume)."""
     if shape not in SHAPES:
         raise MeasureError(f"shape must be one of: {', '.join(SHAPES)}.")
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
@@ -76,16 +79,22 @@ def roi_stats(values: np.ndarray, shape: str, x0: float, y0: float, x1: float, y
     if c0 > c1 or r0 > r1:
         raise MeasureError("The shape holds no pixel centre: draw it larger.")
     block = values[r0 : r1 + 1, c0 : c1 + 1]
+    keep = covered[r0 : r1 + 1, c0 : c1 + 1] if covered is not None else None
     cx, cy = (left + right) / 2, (top + bottom) / 2
     a, b = (right - left) / 2, (bottom - top) / 2
     if shape == "ellipse":
         dx = ((np.arange(c0, c1 + 1) - cx) / a) ** 2
         dy = ((np.arange(r0, r1 + 1) - cy) / b) ** 2
-        picked = block[dy[:, None] + dx[None, :] <= 1.0]
+        mask = dy[:, None] + dx[None, :] <= 1.0
+        picked = block[mask if keep is None else mask & keep]
+        empty = not mask.any()
     else:
-        picked = block.reshape(-1)
+        picked = block.reshape(-1) if keep is None else block[keep]
+        empty = False
     if picked.size == 0:
-        raise MeasureError("The shape holds no pixel centre: draw it larger.")
+        if empty or keep is None:
+            raise MeasureError("The shape holds no pixel centre: draw it larger.")
+        raise MeasureError("The shape lies outside the scanned volume: no values there.")
     picked = picked.astype(np.float64, copy=False)
     mean = float(picked.mean())
     sd = float(np.sqrt(np.mean((picked - mean) ** 2)))

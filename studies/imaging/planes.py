@@ -253,6 +253,24 @@ class Resampler:
         base = self._to_voxel @ (np.asarray(plane.world(index, 0, 0)) - self.volume.origin)
         return base, steps
 
+    def covered(self, plane: Plane, index: int) -> np.ndarray | None:
+        """Which pixels of image ``index`` of ``plane`` lie inside the volume (the others show the
+        fill value: the corners of planes across an oblique volume); None when all of them do."""
+        steps = self._to_voxel @ np.column_stack(
+            [np.asarray(plane.x_dir) * plane.pixel_mm, np.asarray(plane.y_dir) * plane.pixel_mm]
+        )
+        base = self._to_voxel @ (np.asarray(plane.world(index, 0, 0)) - self.volume.origin)
+        i = np.arange(plane.width, dtype=np.float64)[None, :]
+        j = np.arange(plane.height, dtype=np.float64)[:, None]
+        n, rows, cols = self.data.shape
+        inside = np.ones((plane.height, plane.width), dtype=bool)
+        for axis, size in ((0, cols), (1, rows)):
+            values = base[axis] + i * steps[axis, 0] + j * steps[axis, 1]
+            inside &= (values >= -0.5) & (values <= size - 0.5)
+        along = base[2] + i * steps[2, 0] + j * steps[2, 1]
+        inside &= ~np.isnan(self._slice_index(np.broadcast_to(along, inside.shape)))
+        return None if inside.all() else inside
+
     def value_at(self, world) -> float | None:
         """The modality value at a world point (mm, LPS), interpolated between the 8 voxels around
         it as the plane images are (so every plane gives one value for one point); None outside

@@ -11,8 +11,9 @@ profile's vendor-neutral SUV computation combines them:
   needs no decay of the dose); Units BQML (GML is SUVbw already, factor 1; CNTS and the others
   are refused);
 - PatientWeight (kg), RadionuclideTotalDose (Bq), RadionuclideHalfLife (s) and the injection
-  time, RadiopharmaceuticalStartDateTime or else RadiopharmaceuticalStartTime (on the scan's day,
-  the day before when that would put it after the scan: the injection spans midnight);
+  time, RadiopharmaceuticalStartDateTime or else RadiopharmaceuticalStartTime (on the scan's day;
+  the day before when that would put it after the scan and the day before is at most 12 hours
+  earlier: the injection spans midnight);
 - the scan time the values are decay-corrected to: SeriesDate/SeriesTime, unless the series is
   stamped after its earliest AcquisitionDate/AcquisitionTime (a post-processed series, re-made
   later): then GE's private scan date and time (0009,100D of GEMS_PETD_01) when present, else
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 SUV_UNIT = "SUVbw"
 GE_PRIVATE_CREATOR = "GEMS_PETD_01"
 NO_DATE = dt.date(2000, 1, 1)  # the day of times that come without one (only differences count)
+MIDNIGHT_SPAN_MAX = dt.timedelta(hours=12)  # an injection time later than the scan's is the day before, within this
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def suv_factor(infos: list[PetInfo]) -> Suv:
     """The SUVbw factor of a series from its instances' PET information (the first one's dose,
     weight and times; the earliest acquisition time of all)."""
     if not infos:
-        return Suv(None, "no PET header information", "")
+        return Suv(None, "No SUV: no PET header information.", "")
     first = infos[0]
     units = first.units.upper()
     if units == "GML":
@@ -136,8 +138,8 @@ def injection_datetime(info: PetInfo, scan: dt.datetime) -> dt.datetime:
     if info.start is not None:
         return info.start
     start = dt.datetime.combine(scan.date(), info.start_time)
-    if start > scan:  # an injection before midnight, a scan after it
-        start -= dt.timedelta(days=1)
+    if start > scan and start - dt.timedelta(days=1) >= scan - MIDNIGHT_SPAN_MAX:
+        start -= dt.timedelta(days=1)  # an injection before midnight, a scan after it
     return start
 
 

@@ -32,7 +32,7 @@ from studies.services.image_source import NotReady
 
 __all__ = ["MeasureError", "NoSuchImage", "NotReady", "probe", "roi", "series_values"]
 
-_PLANE_VALUES: OrderedDict = OrderedDict()  # (series, version, plane, index) -> values (plane images)
+_PLANE_VALUES: OrderedDict = OrderedDict()  # (series, version, plane, index) -> (values, covered)
 _PLANE_VALUES_LOCK = threading.Lock()
 _PLANE_VALUES_MAX = 8
 
@@ -98,8 +98,9 @@ def roi(request, series: Series, plane: str, index: int, shape: str, x0, y0, x1,
     found, units = _source(series, plane, index)
     if isinstance(found.images, VolumeImages):
         grid = found.images.planes[plane]
-        values = _plane_values(found, plane, index)
-        stats = measure.roi_stats(values, shape, x0, y0, x1, y1, grid.pixel_mm**2 if grid.pixel_mm else None)
+        values, covered = _plane_values(found, plane, index)
+        area = grid.pixel_mm**2 if grid.pixel_mm else None
+        stats = measure.roi_stats(values, shape, x0, y0, x1, y1, area, covered)
     else:
         image = _stack_image(found, index, with_values=True)
         # (x + 0.5) * scale - 0.5 maps the shown image's extent onto the stored one's: the same
@@ -153,14 +154,17 @@ def _size(found, plane: str, index: int) -> tuple[int, int]:
     return image.width, image.height
 
 
-def _plane_values(found, plane: str, index: int) -> np.ndarray:
+def _plane_values(found, plane: str, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A plane image's values and which of its pixels lie in the volume (None: all), kept for a
+    few images per process (an ROI is drawn, moved and resized on one image)."""
     key = (found.series_id, found.version, plane, index)
     with _PLANE_VALUES_LOCK:
         values = _PLANE_VALUES.get(key)
         if values is not None:
             _PLANE_VALUES.move_to_end(key)
             return values
-    values = np.asarray(found.images.values(plane, index))
+    grid = found.images.planes[plane]
+    values = (np.asarray(found.images.values(plane, index)), found.images.resampler.covered(grid, index))
     with _PLANE_VALUES_LOCK:
         _PLANE_VALUES[key] = values
         while len(_PLANE_VALUES) > _PLANE_VALUES_MAX:
