@@ -1,6 +1,7 @@
 // The viewer page: one plane (Slices) or axial/coronal/sagittal side by side (MPR) with a
 // shared crosshair, window/level, cine, keyboard shortcuts, metadata and the tag browser.
 import { getJSON, sleep } from "../api.js";
+import { DisplayControls, slabQuery } from "./display.js"; // h-ui
 import {
   clampIndex,
   edgeLetters,
@@ -60,6 +61,7 @@ class Viewer {
     });
     this._fillPresets();
     this._bindToolbar();
+    this.display = new DisplayControls(this); // h-ui: invert, colour map, slab, PNG, fps, phone toolbar
     this._bindKeys();
     this._windowChanged("default");
     const wantMpr = location.hash === "#mpr" && this.isVolume;
@@ -69,12 +71,14 @@ class Viewer {
   }
 
   // ---- images ----------------------------------------------------------------------------
-  /** What identifies an image in the loader's cache: plane, index and window (not the URL,
-   *  which is signed anew every few minutes). */
-  imageKey(plane, index, window = this.currentWindow()) {
-    let key = `${plane}/${index}`;
-    if (window && !this.windowIsDefault) key += `?wc=${window.center}&ww=${window.width}`;
-    return key;
+  /** What identifies an image in the loader's cache: plane, index, window and slab (not the
+   *  URL, which is signed anew every few minutes). `display`: a viewport's DisplayState. */
+  imageKey(plane, index, window = this.currentWindow(), display = null) {
+    const query = [];
+    if (window && !this.windowIsDefault) query.push(`wc=${window.center}&ww=${window.width}`);
+    const slab = slabQuery(display, plane, this.isVolume); // h-ui: mode=mip|minip|avg&slab=<mm>
+    if (slab) query.push(slab);
+    return query.length ? `${plane}/${index}?${query.join("&")}` : `${plane}/${index}`;
   }
 
   keyToUrl(key) {
@@ -183,6 +187,7 @@ class Viewer {
     if (this.active === viewport) return;
     this.active = viewport;
     for (const other of this.viewports) other.setActive(other === viewport && this.viewports.length > 1);
+    this.display?.sync(); // h-ui: the toolbar shows the active viewport's display settings
     this._describeCurrent();
   }
 
@@ -233,7 +238,8 @@ class Viewer {
     } else {
       options.push(["default", this.isColor ? "Colour image" : "Default"]);
     }
-    this.config.presets.forEach((preset, i) => options.push([String(i), `${i + 1} · ${preset.name}`]));
+    // any modality's list (CT presets, histogram-based MR/PET ones): the first nine have keys 1-9
+    this.config.presets.forEach((preset, i) => options.push([String(i), i < 9 ? `${i + 1} · ${preset.name}` : preset.name]));
     options.push(["custom", "Custom"]);
     for (const [value, label] of options) {
       const option = document.createElement("option");
@@ -342,7 +348,7 @@ class Viewer {
         const fps = Math.min(60, Math.max(1, Number(fpsInput.value) || 12));
         const started = performance.now();
         const next = (viewport.index + 1) % viewport.count;
-        const key = this.imageKey(viewport.plane, next);
+        const key = viewport.key(next);
         // wait for the next image rather than skipping it
         for (let waited = 0; !this.loader.ready(key) && waited < 5000 && this.cinePlaying; waited += 20) await sleep(20);
         if (!this.cinePlaying) break;
@@ -496,12 +502,17 @@ class Viewer {
         v: () => this._cycleViewport(),
         i: () => this.showPanel(this.panel === "metadata" ? null : "metadata"),
         t: () => this.showPanel(this.panel === "tags" ? null : "tags"),
-        o: () => this.container.classList.toggle("overlay-off"),
+        o: () => {
+          this.container.classList.toggle("overlay-off");
+          for (const viewport of this.viewports) if (viewport.view.fitted) viewport.fit(); // h-ui: phones fit around overlays
+        },
+        n: () => this.display.toggleInvert(), // h-ui
+        k: () => this.display.nextColormap(), // h-ui
         "?": () => document.getElementById("help").showModal(),
         Escape: () => this.showPanel(null),
         0: () => this.resetWindow(),
       };
-      for (let i = 1; i <= 6; i++) actions[String(i)] = () => this.applyPreset(i - 1);
+      for (let i = 1; i <= 9; i++) actions[String(i)] = () => this.applyPreset(i - 1);
       const action = actions[key] || actions[key.toLowerCase()];
       if (!action || event.ctrlKey || event.metaKey) return;
       event.preventDefault();
@@ -524,7 +535,7 @@ class Viewer {
     for (const viewport of this.viewports) {
       const keys = [];
       const stride = Math.max(1, Math.floor(viewport.count / 120));
-      for (let i = 0; i < viewport.count; i += stride) keys.push(this.imageKey(viewport.plane, i));
+      for (let i = 0; i < viewport.count; i += stride) keys.push(viewport.key(i));
       viewport.updateCacheBar(this.loader.readyShare(keys));
     }
   }
