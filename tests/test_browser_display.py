@@ -223,6 +223,22 @@ def test_pet_colour_bar_is_in_suv_when_the_series_allows_it(page, live_server, s
     shot(page, "display-06-suv-colour-bar")
 
 
+# The overlay elements (with text) whose box meets the image's box on screen.
+OVERLAPS = """() => {
+  const img = document.querySelector(".vp-stage img").getBoundingClientRect();
+  const out = [];
+  const bar = ".vp-colorbar:not([hidden])";
+  for (const node of document.querySelectorAll(`.vp-ov, .vp-letter, ${bar}, ${bar} span`)) {
+    if (!node.textContent) continue;
+    const r = node.getBoundingClientRect();
+    const x = Math.min(r.right, img.right) - Math.max(r.left, img.left);
+    const y = Math.min(r.bottom, img.bottom) - Math.max(r.top, img.top);
+    if (x > 0.5 && y > 0.5) out.push(node.className || node.textContent);
+  }
+  return {out, width: img.width, canvas: document.querySelector(".vp-canvas").clientWidth};
+}"""
+
+
 def second_series(user, tmp_path, ct):
     """A small MR series in the CT's study (same patient and study UID)."""
     patient = ct.study.patient
@@ -276,22 +292,16 @@ def test_phone_layout_collapsed_toolbar_series_picker_and_overlays_beside_the_im
         page.click("#toolbar-toggle")
         assert not page.is_visible("#preset")
 
-        # -- corner texts and orientation letters sit beside the image, not on it
-        overlaps = page.evaluate(
-            """() => {
-              const img = document.querySelector(".vp-stage img").getBoundingClientRect();
-              const out = [];
-              for (const node of document.querySelectorAll(".vp-ov, .vp-letter")) {
-                if (!node.textContent) continue;
-                const r = node.getBoundingClientRect();
-                const x = Math.min(r.right, img.right) - Math.max(r.left, img.left);
-                const y = Math.min(r.bottom, img.bottom) - Math.max(r.top, img.top);
-                if (x > 0.5 && y > 0.5) out.push(node.className);
-              }
-              return {out, width: img.width, canvas: document.querySelector(".vp-canvas").clientWidth};
-            }"""
-        )
-        assert overlaps["out"] == [] and overlaps["width"] > 0.8 * overlaps["canvas"], overlaps
+        # -- corner texts, orientation letters and the colour bar sit beside the image, not on it
+        for colormap in ("grey", "hotiron"):
+            page.click("#toolbar-toggle")
+            page.select_option("#colormap", colormap)
+            page.click("#toolbar-toggle")
+            page.wait_for_timeout(100)
+            overlaps = page.evaluate(OVERLAPS)
+            assert overlaps["out"] == [] and overlaps["width"] > 0.75 * overlaps["canvas"], overlaps
+        assert page.is_visible(".vp-colorbar")
+        shot(page, "display-10-phone-colour-bar")
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
         # -- the series picker opens another series of the study

@@ -215,9 +215,9 @@ function updateColourBar(viewport) {
     parts.drawn = key;
   }
   const { unit } = valueUnit(viewer.config);
-  parts.unit.textContent = unit;
-  const problem = viewer.config.series?.values?.suv_problem;
-  parts.bar.title = problem ? `Not in SUV: ${problem}` : `Colour bar (${unit || "stored values"})`;
+  const problem = unit !== "SUV" && viewer.config.series?.values?.suv_problem;
+  parts.unit.textContent = problem ? `${unit} (no SUV)` : unit;
+  parts.unit.title = problem ? `Not in SUV: ${problem}` : "";
   parts.ticks.replaceChildren(
     ...colourBarTicks(viewer.currentWindow(), viewer.config).map(({ at, label }) => {
       const tick = document.createElement("span");
@@ -240,8 +240,13 @@ export function fitInsets(viewport) {
   const fromBottom = (node) => (node.textContent ? canvas.clientHeight - node.offsetTop : 0);
   const widthOf = (node) => (node.textContent ? node.offsetWidth + 6 : 0);
   const { ov, letters } = viewport;
-  const bar = viewport.colourBar?.bar;
-  const barWidth = bar && !bar.hidden ? canvas.clientWidth - bar.offsetLeft + 4 : 0;
+  const bar = viewport.colourBar;
+  let barWidth = 0;
+  if (bar && !bar.bar.hidden) {
+    const right = canvas.getBoundingClientRect().right;
+    const lefts = [bar.bar, ...bar.ticks.children].map((node) => node.getBoundingClientRect().left);
+    barWidth = right - Math.min(...lefts) + 4;
+  }
   const insets = {
     left: widthOf(letters.left) + 4,
     right: Math.max(widthOf(letters.right) + 4, barWidth),
