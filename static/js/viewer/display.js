@@ -147,9 +147,12 @@ export function applyDisplay(viewport) {
     viewport.funcs.forEach((func, channel) => {
       const values = [];
       for (let p = 0; p < 256; p++) values.push((table[p * 3 + channel] / 255).toFixed(4));
-      func.setAttribute("tableValues", values.join(" "));
+      const text = values.join(" ");
+      // only when it changed: a new table makes the browser rebuild the filter
+      if (func.getAttribute("tableValues") !== text) func.setAttribute("tableValues", text);
     });
-    viewport.img.style.filter = `url(#wl-${viewport.id})`;
+    const filter = `url(#wl-${viewport.id})`;
+    if (viewport.img.style.filter !== filter) viewport.img.style.filter = filter;
   }
   viewport.root.classList.toggle("inverted", viewport.display.invert);
   updateColourBar(viewport);
@@ -427,7 +430,7 @@ export class DisplayControls {
     const viewport = this.viewport;
     if (!viewport) return;
     const mode = this.slabMode.value in SLAB_MODES ? this.slabMode.value : "";
-    const mm = clampField(this.slabMm, SLAB_MM, viewport.display.slabMm, (text) => this.say(`Slab thickness: ${text} mm`));
+    const mm = clampField(this.slabMm, SLAB_MM, viewport.display.slabMm, "Slab thickness", "mm", (text) => this.say(text));
     viewport.display.slabMode = mode;
     viewport.display.slabMm = mm;
     this.sync();
@@ -460,7 +463,7 @@ export class DisplayControls {
 
   _bindFps() {
     const fps = document.getElementById("fps");
-    fps.addEventListener("change", () => clampField(fps, FPS, 12, (text) => this.say(`Cine speed: ${text} frames per second`)));
+    fps.addEventListener("change", () => clampField(fps, FPS, 12, "Cine speed", "fps", (text) => this.say(text)));
   }
 
   _bindPhone() {
@@ -478,12 +481,12 @@ export class DisplayControls {
 }
 
 /** Keep a number field within bounds; say so when a value was changed. Returns the value. */
-function clampField(input, { min, max }, fallback, say) {
+function clampField(input, { min, max }, fallback, name, unit, say) {
   const value = Number(input.value);
   let kept = Number.isFinite(value) && input.value !== "" ? Math.round(value) : fallback;
   kept = Math.min(max, Math.max(min, kept));
   if (String(kept) !== input.value) {
-    say(`${min}–${max}; set to ${kept}`);
+    say(`${name} is ${min}–${max} ${unit}: set to ${kept} ${unit}.`);
     input.value = String(kept);
   }
   return kept;
