@@ -151,8 +151,7 @@ export function applyDisplay(viewport) {
       // only when it changed: a new table makes the browser rebuild the filter
       if (func.getAttribute("tableValues") !== text) func.setAttribute("tableValues", text);
     });
-    const filter = `url(#wl-${viewport.id})`;
-    if (viewport.img.style.filter !== filter) viewport.img.style.filter = filter;
+    if (!viewport.img.style.filter) viewport.img.style.filter = `url(#wl-${viewport.id})`;
   }
   viewport.root.classList.toggle("inverted", viewport.display.invert);
   updateColourBar(viewport);
