@@ -163,8 +163,9 @@ def test_presets_invert_colour_maps_slab_png_and_fps(page, live_server, small_ct
     frames = page.evaluate(SCROLL_FRAMES)
     print(f"\nscrolling with a colour map: frame interval p50 {frames['p50']:.1f} ms, p95 {frames['p95']:.1f} ms,")
     print(f"{frames['shown']} images shown in {frames['frames']} frames")
-    # as fast as grey (the machine's load sets both; 16.7 ms = 60 Hz on a quiet one), one image per frame
-    assert frames["p50"] <= 1.5 * plain_frames["p50"] + 5 and frames["shown"] >= 0.9 * frames["frames"]
+    # about as fast as grey (the machine's load sets both: frames come at 16.7 ms = 60 Hz, or a
+    # multiple of it), one image per frame
+    assert frames["p50"] <= max(2 * plain_frames["p50"], 34) and frames["shown"] >= 0.9 * frames["frames"]
     page.evaluate("(index) => window.dicomViewer.active.setIndex(index)", int(first["index"]))
     wait_for_image(page, f"img.dataset.index === '{first['index']}'")
 
