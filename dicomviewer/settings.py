@@ -326,6 +326,11 @@ EMAIL_HOST_USER = env("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "dicomviewer@localhost")
+# E-mail address of the first administrator (manage.py ensure_admin), so "Forgot your password?"
+# can reach them; without one, recovery is `manage.py changepassword admin` on the server.
+ADMIN_EMAIL = env("ADMIN_EMAIL")
+# Where ensure_admin keeps the first administrator password (owner-only) until it is changed.
+ADMIN_PASSWORD_FILE = Path(env("ADMIN_PASSWORD_FILE", str(VAR_DIR / "admin_password")))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

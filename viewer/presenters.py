@@ -19,15 +19,33 @@ CT_PRESETS = [
     ("Liver", 90, 150),
     ("Mediastinum", 40, 350),
 ]
+# The one table of upload stage labels: the upload page's table uses it here, and its script gets
+# it rendered into the page (json_script), so there is no second copy in JavaScript. Every stage
+# the ingest can write (``Upload.stage``: "queued", the keys of ingest.STAGE_BANDS and the final
+# Upload.Status values) has a label; tests/test_pages_defects.py enumerates them.
 STAGES = {
     "queued": "Waiting for a worker",
+    "processing": "Processing",
     "extracting": "Unpacking the archive",
-    "reading": "Reading DICOM headers",
     "storing": "Storing images",
+    "decoding": "Decoding images",
     "rendering": "Preparing images",
     "done": "Done",
     "failed": "Failed",
 }
+UNKNOWN_STAGE = STAGES["processing"]
+# PatientSex (0010,0040): M, F or O (PS3.3 C.7.1.1)
+SEX = {"M": "Male", "F": "Female", "O": "Other"}
+
+
+def stage_label(stage: str) -> str:
+    return STAGES.get(stage, UNKNOWN_STAGE)
+
+
+def sex_label(value: str) -> str:
+    """PatientSex as a word ("O" is "Other"); a non-standard value is shown as stored."""
+    value = (value or "").strip()
+    return SEX.get(value.upper(), value)
 
 
 def person_name(value: str) -> str:
@@ -116,7 +134,7 @@ def upload_rows(uploads) -> list[dict]:
             {
                 "upload": upload,
                 "progress": upload_progress(upload) if not upload.is_finished else 100,
-                "stage": STAGES.get(upload.stage, upload.stage),
+                "stage": stage_label(upload.stage),
                 "finished": upload.is_finished,
                 "failed": upload.status == Upload.Status.FAILED,
                 "studies": list(upload.studies.all()),

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("upload/", views.upload, name="upload"),
     path("studies/<int:pk>/", views.study_detail, name="study"),
+    path("studies/<int:pk>/delete/", views.study_delete, name="study-delete"),
     path("studies/<int:pk>/status/", views.study_status, name="study-status"),
     path("studies/<int:pk>/shares/", views.study_share_add, name="study-share-add"),
     path("studies/<int:pk>/shares/<int:share_id>/remove/", views.study_share_remove, name="study-share-remove"),

@@ -19,11 +19,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.models import AuditEvent
 from audit.services import record, record_images_view
 from studies import selectors, storage
-from studies.services import image_access, sharing
+from studies.services import deletion, image_access, sharing
 from viewer import study_list
 from viewer.dicom_tags import read_header_rows, source_frame
 from viewer.forms import StudyFilterForm, filters_from_session
-from viewer.presenters import series_config, series_status_json, upload_rows
+from viewer.presenters import STAGES, UNKNOWN_STAGE, series_config, series_status_json, upload_rows
 
 FILTERS_KEY = "study_filters"
 
@@ -70,7 +70,9 @@ def remember_filters(request) -> None:
 @require_GET
 def upload(request):
     uploads = selectors.uploads_visible_to(request.user).filter(owner=request.user).prefetch_related("studies")
-    return render(request, "viewer/upload.html", {"nav": "upload", "uploads": upload_rows(uploads[:20])})
+    stages = {"labels": STAGES, "unknown": UNKNOWN_STAGE}  # for upload.js (api.js stageLabel)
+    context = {"nav": "upload", "uploads": upload_rows(uploads[:20]), "stages": stages}
+    return render(request, "viewer/upload.html", context)
 
 
 SHARE_NAMES_LISTED = 500  # suggestions in the share form; any allowed name may still be typed
@@ -94,11 +96,31 @@ def study_detail(request, pk: int):
     study = get_object_or_404(selectors.studies_visible_to(request.user).select_related("patient"), pk=pk)
     series = list(study.series.all())
     record(AuditEvent.Action.STUDY_VIEW, request=request, obj=study, detail={"thumbnails": [s.pk for s in series]})
-    context = {"nav": "studies", "study": study, "patient": study.patient, "series_list": series}
+    context = {
+        "nav": "studies",
+        "study": study,
+        "patient": study.patient,
+        "series_list": series,
+        "can_delete": selectors.can_delete_study(request.user, study),
+    }
     if selectors.can_share_study(request.user, study):
         context["shares"] = study.shares.select_related("user", "group").order_by("id")
         context["share_names"] = share_names(request.user)
     return render(request, "viewer/study.html", context)
+
+
+@login_required
+@require_POST
+def study_delete(request, pk: int):
+    """The study page's "Delete study" (after its confirmation dialog): the owner's (or a holder of
+    the delete permission's) act; someone it is only shared with gets a 403, anyone else a 404."""
+    study = get_object_or_404(selectors.studies_visible_to(request.user), pk=pk)
+    if not selectors.can_delete_study(request.user, study):
+        raise PermissionDenied("Only the owner of this study can delete it.")
+    series = study.num_series
+    deletion.study_delete(study=study, user=request.user, request=request)  # audited by the service
+    messages.success(request, f"The study and its {series} series were deleted.")
+    return redirect("viewer:home")
 
 
 @login_required

@@ -31,15 +31,23 @@ export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+// The one rule for file sizes on every page (the upload cards and the recent-uploads table):
+// binary units, one decimal below 100 of a unit, whole units above.
 export function formatBytes(bytes) {
   const units = ["bytes", "KB", "MB", "GB", "TB"];
-  let value = bytes;
+  let value = Number(bytes) || 0;
   let unit = 0;
   while (value >= 1024 && unit < units.length - 1) {
     value /= 1024;
     unit += 1;
   }
-  return unit === 0 ? `${value} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  if (unit === 0) return `${value} byte${value === 1 ? "" : "s"}`;
+  return `${value < 100 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
+}
+
+// Elements that carry a size in bytes (data-bytes) show it by that rule.
+export function showSizes(root = document) {
+  for (const node of root.querySelectorAll("[data-bytes]")) node.textContent = formatBytes(node.dataset.bytes);
 }
 
 export function formatDuration(seconds) {
@@ -49,12 +57,12 @@ export function formatDuration(seconds) {
   return `${minutes} min ${Math.round(seconds % 60)} s`;
 }
 
-export const STAGES = {
-  queued: "Waiting for a worker",
-  extracting: "Unpacking the archive",
-  reading: "Reading DICOM headers",
-  storing: "Storing images",
-  rendering: "Preparing images",
-  done: "Done",
-  failed: "Failed",
-};
+// The upload stage labels: one table, viewer/presenters.py's STAGES, rendered into the page.
+let stageLabels = null;
+export function stageLabel(stage) {
+  if (!stageLabels) {
+    const node = document.getElementById("stage-labels");
+    stageLabels = node ? JSON.parse(node.textContent) : { labels: {}, unknown: "" };
+  }
+  return stageLabels.labels[stage] || stageLabels.unknown;
+}

@@ -53,3 +53,11 @@ async function watch() {
 }
 
 if (grid) watch();
+
+// "Delete study…" asks first, in a dialog (no inline script: the CSP forbids it).
+for (const button of document.querySelectorAll("[data-opens]")) {
+  const dialog = document.getElementById(button.dataset.opens);
+  if (!dialog) continue;
+  button.addEventListener("click", () => dialog.showModal());
+  for (const close of dialog.querySelectorAll("[data-closes]")) close.addEventListener("click", () => dialog.close());
+}

@@ -1,5 +1,5 @@
 // Upload page: send ZIPs with a real bytes-sent progress bar, then follow each ingest to the end.
-import { csrfToken, formatBytes, formatDuration, getJSON, sleep, STAGES } from "./api.js";
+import { csrfToken, formatBytes, formatDuration, getJSON, showSizes, sleep, stageLabel } from "./api.js";
 
 const form = document.getElementById("upload-form");
 const apiUrl = form.dataset.api;
@@ -152,7 +152,7 @@ async function follow(item, url) {
       continue;
     }
     setBar(item, body.progress / 100);
-    setState(item, `${STAGES[body.stage] || body.stage} (${body.progress}%)`, counts(body));
+    setState(item, `${stageLabel(body.stage)} (${body.progress}%)`, counts(body));
     if (body.status === "done" || body.status === "failed") {
       report(item, body);
       return;
@@ -219,7 +219,7 @@ async function followRow(row) {
       return;
     }
     const status = cell("status");
-    status.textContent = `${STAGES[body.stage] || body.stage}`;
+    status.textContent = stageLabel(body.stage);
     status.className = `status ${body.status}`;
     const progress = cell("progress");
     if (progress) progress.value = body.progress;
@@ -283,6 +283,7 @@ window.addEventListener("beforeunload", (event) => {
   }
 });
 
+showSizes();
 document.querySelectorAll("tr[data-poll]").forEach(followRow);
 // Files chosen before this script ran (a slow connection) are not lost.
 if (input.files.length) {

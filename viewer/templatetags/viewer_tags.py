@@ -7,6 +7,7 @@ from django.utils.html import format_html
 
 from studies.services import image_access
 from viewer.presenters import person_name as _person_name
+from viewer.presenters import sex_label
 
 register = template.Library()
 
@@ -28,13 +29,8 @@ def modalities(value: str) -> list[str]:
 
 
 @register.filter
-def filesize(value) -> str:
-    size = float(value or 0)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
+def sex(value: str) -> str:
+    return sex_label(value)
 
 
 @register.simple_tag(takes_context=True)
