@@ -101,6 +101,8 @@ class Series(models.Model):
     window_center = models.FloatField("WindowCenter", null=True, blank=True)
     window_width = models.FloatField("WindowWidth", null=True, blank=True)
     is_volume = models.BooleanField(default=False)
+    # series of one Frame of Reference share patient coordinates: the viewer links their scrolling
+    frame_of_reference_uid = models.CharField("FrameOfReferenceUID", max_length=64, blank=True)
     # {"axial": {"count", "width", "height", "pixel_mm", ...}, ...} as soon as geometry is known
     planes = models.JSONField(default=dict, blank=True)
     # Volume geometry, frame order and notes needed to rebuild images without the database

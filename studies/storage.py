@@ -8,6 +8,8 @@ patient data.
     derived/<series>/v<version>/source.json     what it takes to render any image of the version
     derived/<series>/v<version>/<plane>/<i>.png plane images at the default window
     derived/<series>/v<version>/thumb.png
+    derived/<series>/v<version>/segmentations/<seg series>-v<seg version>.npy
+                                                labels of a SEG laid onto this version's volume
     derived/<series>/v<version>/complete        written once every image of the version exists
 
 Everything under derived/ can be rebuilt from originals/. Images at other windows are not stored:
@@ -82,6 +84,11 @@ def image_name(series_id: int, version: int, plane: str, index: int) -> str:
 
 def thumbnail_name(series_id: int, version: int) -> str:
     return derived_prefix(series_id, version) + "thumb.png"
+
+
+def segmentation_labels_name(series_id: int, version: int, seg_series_id: int, seg_version: int) -> str:
+    """A SEG series' labels on the volume of the series (version) it references (``Labels``)."""
+    return f"{derived_prefix(series_id, version)}segmentations/{seg_series_id}-v{seg_version}.npy"
 
 
 def window_image_name(series_id: int, version: int, plane: str, index: int, window=None) -> str:

@@ -35,6 +35,7 @@ def page_urls(study: Study) -> dict[str, str]:
         "study-status": reverse("viewer:study-status", args=[study.pk]),
         "series": reverse("viewer:series", args=[series.pk]),
         "series-status": reverse("viewer:series-status", args=[series.pk]),
+        "series-config": reverse("viewer:series-config", args=[series.pk]),
         "image-tags": reverse("viewer:image-tags", args=[series.pk]) + "?plane=stack&index=0",
         "study-share-add": reverse("viewer:study-share-add", args=[study.pk]),
         "study-share-remove": reverse("viewer:study-share-remove", args=[study.pk, 1]),
@@ -236,6 +237,24 @@ def test_viewer_embeds_planes_and_version_and_records_the_series_view(alice, use
     assert event.object_id == str(series.pk) and event.detail == {"study_id": series.study_id, "thumbnails": []}
     # handing out the image URLs is image access
     assert AuditEvent.objects.filter(action=A.IMAGES_VIEW, object_id=str(series.pk)).count() == 1
+
+
+def test_series_config_for_a_layout_viewport_is_the_pages_config_audited_alike(alice, user):
+    """A viewport of another series asks /series/<id>/config/: the viewer page's config with its
+    image URLs, recorded as a series view and image access; 409 while it has no planes yet."""
+    first, second = make_study(user, 1, series_count=2).series.order_by("series_number")
+    Series.objects.filter(pk=second.pk).update(frame_of_reference_uid="1.2.3.4")
+    page_config = alice.get(reverse("viewer:series", args=[first.pk])).context["config"]
+    body = alice.get(reverse("viewer:series-config", args=[second.pk])).json()
+    assert body.keys() == page_config.keys()
+    assert body["series"]["id"] == second.pk and body["series"]["frame_of_reference_uid"] == "1.2.3.4"
+    assert body["images"]["planes"]["stack"].startswith(f"/images/{second.pk}/")
+    assert body["urls"]["seriesConfig"] == "/series/{id}/config/"
+    assert AuditEvent.objects.filter(action=A.SERIES_VIEW, object_id=str(second.pk)).count() == 1
+    assert AuditEvent.objects.filter(action=A.IMAGES_VIEW, object_id=str(second.pk)).count() == 1
+    Series.objects.filter(pk=second.pk).update(planes={}, render_status="pending")
+    response = alice.get(reverse("viewer:series-config", args=[second.pk]))
+    assert response.status_code == 409 and "still being prepared" in response.json()["detail"]
 
 
 def test_viewer_shows_a_processing_page_until_the_series_has_planes(alice, user):

@@ -7,6 +7,7 @@ from django.urls import reverse
 from studies.api.serializers import SeriesSerializer
 from studies.imaging.planes import STACK
 from studies.models import Series, Upload
+from studies.services import segmentations
 from studies.services.ingest import upload_progress
 
 COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
@@ -19,6 +20,8 @@ CT_PRESETS = [
     ("Liver", 90, 150),
     ("Mediastinum", 40, 350),
 ]
+SERIES_ID_SLOT = 987654321  # reversed into a URL, then replaced by "{id}" for the script
+
 # The one table of upload stage labels: the upload page's table uses it here, and its script gets
 # it rendered into the page (json_script), so there is no second copy in JavaScript. Every stage
 # the ingest can write (``Upload.stage``: "queued", the keys of ingest.STAGE_BANDS and the final
@@ -100,7 +103,11 @@ def series_config(series: Series, image_urls: dict | None) -> dict:
             "api": api,
             "status": reverse("viewer:series-status", args=[series.pk]),
             "tags": reverse("viewer:image-tags", args=[series.pk]),
+            "segmentations": reverse("api:series-segmentations", args=[series.pk]) if series.is_volume else None,
+            # any series' config (layouts show other series of the study): {id} is its id
+            "seriesConfig": reverse("viewer:series-config", args=[SERIES_ID_SLOT]).replace(str(SERIES_ID_SLOT), "{id}"),
         },
+        "segmentationOf": segmentation_of(series),
         "overlay": {
             "patientName": person_name(patient.name),
             "patientId": patient.patient_id,
@@ -113,6 +120,14 @@ def series_config(series: Series, image_urls: dict | None) -> dict:
             "modality": series.modality,
         },
     }
+
+
+def segmentation_of(series: Series) -> dict | None:
+    """On a SEG series' page: the series it is overlaid on ({"series", "number", "modality", "description", "url"})."""
+    target = segmentations.seg_page_note(series)
+    if target is None:
+        return None
+    return {**target, "url": reverse("viewer:series", args=[target["series"]])}
 
 
 def series_status_json(series: Series) -> dict:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("studies/<int:pk>/shares/", views.study_share_add, name="study-share-add"),
     path("studies/<int:pk>/shares/<int:share_id>/remove/", views.study_share_remove, name="study-share-remove"),
     path("series/<int:pk>/", views.series_viewer, name="series"),
+    path("series/<int:pk>/config/", views.series_config_json, name="series-config"),
     path("series/<int:pk>/status/", views.series_status, name="series-status"),
     path("series/<int:pk>/tags/", views.image_tags, name="image-tags"),
 ]

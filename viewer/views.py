@@ -191,6 +191,23 @@ def series_viewer(request, pk: int):
 
 @login_required
 @require_GET
+def series_config_json(request, pk: int):
+    """What the viewer needs to show another series of the study in one of its viewports: the same
+    config the viewer page embeds, with signed image URLs (handed out, and audited, as on that page).
+    Another user's series is a 404 like its page."""
+    queryset = selectors.series_visible_to(request.user).select_related("study__patient")
+    series = get_object_or_404(queryset, pk=pk)
+    if not series.planes:
+        return JsonResponse(
+            {"detail": "This series is still being prepared; try again in a moment.", **series_status_json(series)},
+            status=409,
+        )
+    record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
+    return JsonResponse(series_config(series, image_access.plane_urls(request, series)))
+
+
+@login_required
+@require_GET
 def series_status(request, pk: int):
     """What the viewer polls: the series' preparation, and new signed image URLs (handed out, and
     audited, as on the viewer page) to replace those about to expire."""

@@ -117,6 +117,7 @@ class SeriesSerializer(serializers.ModelSerializer):
             "photometric_interpretation",
             "window",
             "is_volume",
+            "frame_of_reference_uid",
             "planes",
             "render_status",
             "render_version",

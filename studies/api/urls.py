@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from studies.api import shares, views
+from studies.api import segmentations, shares, views
 
 
 class IdConverter:
@@ -40,5 +40,15 @@ urlpatterns = [
     path("instances/<id:pk>/file", views.InstanceViewSet.as_view({"get": "file"}, **binary), name="instance-file"),
     path("series/<id:pk>/planes/<str:plane>/<int:index>.png", views.PlaneImageView.as_view(), name="plane-image"),
     path("series/<id:pk>/thumbnail.png", views.ThumbnailView.as_view(), name="thumbnail"),
+    path(
+        "series/<id:pk>/segmentations/",
+        segmentations.SegmentationListView.as_view(),
+        name="series-segmentations",
+    ),
+    path(
+        "series/<id:pk>/segmentations/<id:seg>/overlay/v<int:version>-<int:seg_version>/<str:plane>/<int:index>.png",
+        segmentations.SegmentationOverlayView.as_view(),
+        name="segmentation-overlay",
+    ),
     *router.urls,
 ]

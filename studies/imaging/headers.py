@@ -66,6 +66,7 @@ class Header:
     body_part_examined: str = ""
     series_date: dt.date | None = None
     series_time: dt.time | None = None
+    frame_of_reference_uid: str = ""  # FrameOfReferenceUID: series sharing one share patient coordinates
     instance_number: int | None = None
     rows: int = 0
     columns: int = 0
@@ -213,6 +214,7 @@ def _header_from_dataset(ds: Dataset, path: Path, name: str, size: int, max_fram
         body_part_examined=_str(ds, "BodyPartExamined"),
         series_date=parse_date(_str(ds, "SeriesDate")),
         series_time=parse_time(_str(ds, "SeriesTime")),
+        frame_of_reference_uid=_str(ds, "FrameOfReferenceUID")[:64],
         instance_number=_int(ds, "InstanceNumber"),
         rows=_int(ds, "Rows") or 0,
         columns=_int(ds, "Columns") or 0,

@@ -106,8 +106,11 @@ def auto_window(values: np.ndarray) -> Window:
     return Window((lo + hi) / 2.0, hi - lo)
 
 
+PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # greyscale, RGB, RGBA
+
+
 def encode_png(image: np.ndarray) -> bytes:
-    """uint8 (H, W) greyscale or (H, W, 3) RGB to PNG bytes.
+    """uint8 (H, W) greyscale, (H, W, 3) RGB or (H, W, 4) RGBA to PNG bytes.
 
     Every row uses PNG's "Up" filter (difference to the row above, computed with numpy) and
     the image data is deflated at level 1: medical images compress about as well as with
@@ -120,7 +123,7 @@ def encode_png(image: np.ndarray) -> bytes:
     raw[:, 0] = PNG_FILTER_UP
     raw[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=raw[1:, 1:])
-    header = struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, PNG_COLOUR_TYPES[channels], 0, 0, 0)
     return b"".join(
         (PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", _deflate.compress(raw, 1)), _chunk(b"IEND", b""))
     )

@@ -213,18 +213,7 @@ def first_volume_image(headers: list[Header], volume: Volume, plane: Plane, wind
         return None
     refs = [volume.frames[k] for k in needed]
     data = np.stack([pixels.decode(headers[ref.instance])[ref.frame] for ref in refs])
-    sub = Volume(
-        frames=refs,
-        rows=volume.rows,
-        columns=volume.columns,
-        row_dir=volume.row_dir,
-        col_dir=volume.col_dir,
-        spacing_row_mm=volume.spacing_row_mm,
-        spacing_col_mm=volume.spacing_col_mm,
-        origin=volume.origin + volume.offsets_mm[needed[0]] * volume.stack_dir,
-        stack_dir=volume.stack_dir,
-        offsets_mm=volume.offsets_mm[needed] - volume.offsets_mm[needed[0]],
-    )
+    sub = volume.slices(needed[0], len(needed))
     window = window or auto_window(data)
     values = Resampler(sub, data, fill=float(data.min())).image(plane, plane.count // 2)
     if data.dtype == np.int16 and values.dtype != np.int16:

@@ -60,6 +60,21 @@ class Volume:
     def shape(self) -> tuple[int, int, int]:
         return len(self.frames), self.rows, self.columns
 
+    def slices(self, first: int, count: int) -> Volume:
+        """The volume of ``count`` slices from slice ``first`` (its frame 0 is slice ``first``)."""
+        return Volume(
+            frames=self.frames[first : first + count],
+            rows=self.rows,
+            columns=self.columns,
+            row_dir=self.row_dir,
+            col_dir=self.col_dir,
+            spacing_row_mm=self.spacing_row_mm,
+            spacing_col_mm=self.spacing_col_mm,
+            origin=self.origin + self.offsets_mm[first] * self.stack_dir,
+            stack_dir=self.stack_dir,
+            offsets_mm=self.offsets_mm[first : first + count] - self.offsets_mm[first],
+        )
+
     def voxel_to_world(self, k: float, r: float, c: float) -> np.ndarray:
         offset = float(np.interp(k, np.arange(len(self.offsets_mm)), self.offsets_mm))
         return (

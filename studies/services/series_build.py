@@ -40,7 +40,7 @@ from studies.imaging.series import (
 )
 from studies.imaging.volume import Layout, layout_series, volume_to_dict
 from studies.models import Instance, Patient, Series, Study, Upload
-from studies.services import image_source, locks, rendering
+from studies.services import image_source, locks, rendering, segmentations
 
 MAX_RETRIES = 5
 log = logging.getLogger(__name__)
@@ -270,6 +270,7 @@ def update_series(series: Series, layout: Layout, headers: list[Header], version
         window_center=window.center if window else None,
         window_width=window.width if window else None,
         is_volume=layout.volume is not None,
+        frame_of_reference_uid=model.frame_of_reference_uid,
         planes=planes,
         layout=layout_json,
         render_status=Series.Render.RENDERING,
@@ -377,6 +378,7 @@ def decode_and_queue(plan: SeriesPlan, skips: list[dict], upload: Upload | None 
     if series.render_version != version:
         return  # rebuilt by someone else meanwhile
     _save_manifest(plan, series, layout, headers)
+    segmentations.after_build(series_id, version)  # SEG overlays: this SEG, or SEGs of this series
     if not plan.first_image_done:
         source = image_source.source(series_id, version, headers=headers, frames=layout.stack or None)
         plane = "axial" if layout.volume else "stack"

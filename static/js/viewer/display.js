@@ -64,9 +64,10 @@ export function colormapTable(name) {
 
 /** Display settings of one viewport. */
 export class DisplayState {
-  constructor(viewer) {
+  /** `source`: the viewport's series (series.js SeriesSource). */
+  constructor(source) {
     this.invert = false;
-    this.colormap = viewer.isColor ? "grey" : rememberedColormap(viewer.overlay?.modality);
+    this.colormap = source.isColor ? "grey" : rememberedColormap(source.overlay?.modality);
     this.slabMode = "";
     this.slabMm = 10;
   }
@@ -108,14 +109,14 @@ function shownGrey(n, monochrome1, invert) {
  * `identity` when it changes nothing (then no filter at all).
  */
 export function displayTable(viewport) {
-  const viewer = viewport.viewer;
+  const source = viewport.source;
   const display = viewport.display;
   const shown = viewport.displayed?.window;
-  const wanted = viewer.currentWindow();
+  const wanted = viewport.window;
   const stretch = shown && wanted && (shown.center !== wanted.center || shown.width !== wanted.width);
   const identity = !stretch && !display.invert && display.colormap === "grey";
-  const colours = colormapTable(viewer.isColor ? "grey" : display.colormap);
-  const mono1 = Boolean(viewer.inverted);
+  const colours = colormapTable(source.isColor ? "grey" : display.colormap);
+  const mono1 = Boolean(source.inverted);
   const slope = stretch ? shown.width / wanted.width : 1;
   const intercept = stretch ? (shown.center - wanted.center) / wanted.width + 0.5 - slope / 2 : 0;
   const table = new Uint8ClampedArray(256 * 3);
@@ -123,7 +124,7 @@ export function displayTable(viewport) {
     let n = p / 255;
     if (mono1) n = 1 - n; // back to "higher value, brighter"
     n = slope * n + intercept;
-    const q = Math.round(255 * shownGrey(n, mono1, display.invert && !viewer.isColor));
+    const q = Math.round(255 * shownGrey(n, mono1, display.invert && !source.isColor));
     table[p * 3] = colours[q * 3];
     table[p * 3 + 1] = colours[q * 3 + 1];
     table[p * 3 + 2] = colours[q * 3 + 2];
@@ -198,10 +199,10 @@ export function colourBarTicks(window, config) {
 }
 
 function updateColourBar(viewport) {
-  const viewer = viewport.viewer;
+  const source = viewport.source;
   const parts = viewport.colourBar;
   if (!parts) return;
-  const show = !viewer.isColor && viewport.display.colormap !== "grey";
+  const show = !source.isColor && viewport.display.colormap !== "grey";
   parts.bar.hidden = !show;
   if (!show) return;
   const key = `${viewport.display.colormap}/${viewport.display.invert}`;
@@ -210,18 +211,18 @@ function updateColourBar(viewport) {
     const context = parts.canvas.getContext("2d");
     const pixels = context.createImageData(1, 256);
     for (let row = 0; row < 256; row++) {
-      const q = Math.round(255 * shownGrey(1 - row / 255, viewer.inverted, viewport.display.invert)); // top: high values
+      const q = Math.round(255 * shownGrey(1 - row / 255, source.inverted, viewport.display.invert)); // top: high values
       pixels.data.set([colours[q * 3], colours[q * 3 + 1], colours[q * 3 + 2], 255], row * 4);
     }
     context.putImageData(pixels, 0, 0);
     parts.drawn = key;
   }
-  const { unit } = valueUnit(viewer.config);
-  const problem = unit !== "SUV" && viewer.config.series?.values?.suv_problem;
+  const { unit } = valueUnit(source.config);
+  const problem = unit !== "SUV" && source.config.series?.values?.suv_problem;
   parts.unit.textContent = problem ? `${unit} (no SUV)` : unit;
   parts.unit.title = problem ? `Not in SUV: ${problem}` : "";
   parts.ticks.replaceChildren(
-    ...colourBarTicks(viewer.currentWindow(), viewer.config).map(({ at, label }) => {
+    ...colourBarTicks(viewport.window, source.config).map(({ at, label }) => {
       const tick = document.createElement("span");
       tick.textContent = label;
       tick.style.bottom = `${at * 100}%`;
@@ -371,8 +372,6 @@ export class DisplayControls {
     this.slabMm = document.getElementById("slab-mm");
     this.note = document.getElementById("toolbar-note");
     for (const [name, map] of Object.entries(COLORMAPS)) this.colormap.append(new Option(map.label, name));
-    this.colormap.disabled = viewer.isColor;
-    this.invertButton.disabled = viewer.isColor;
     this.invertButton.addEventListener("click", () => this.toggleInvert());
     this.colormap.addEventListener("change", () => this.setColormap(this.colormap.value));
     this.slabMode.addEventListener("change", () => this.setSlab());
@@ -391,9 +390,11 @@ export class DisplayControls {
     const viewport = this.viewport;
     if (!viewport) return;
     const display = viewport.display;
+    this.colormap.disabled = viewport.source.isColor;
+    this.invertButton.disabled = viewport.source.isColor;
     this.invertButton.setAttribute("aria-pressed", String(display.invert));
     this.colormap.value = display.colormap;
-    const slabbable = this.viewer.isVolume && VOLUME_PLANES.includes(viewport.plane);
+    const slabbable = viewport.source.isVolume && VOLUME_PLANES.includes(viewport.plane);
     this.slabMode.disabled = !slabbable;
     this.slabMm.disabled = !slabbable || !display.slabMode;
     this.slabMode.title = slabbable ? "Slab projection over a thickness (mm)" : "Slabs need a volume plane (axial, coronal or sagittal)";
@@ -403,7 +404,7 @@ export class DisplayControls {
 
   toggleInvert() {
     const viewport = this.viewport;
-    if (!viewport || this.viewer.isColor) return;
+    if (!viewport || viewport.source.isColor) return;
     viewport.display.invert = !viewport.display.invert;
     viewport.preview();
     this.sync();
@@ -411,9 +412,9 @@ export class DisplayControls {
 
   setColormap(name) {
     const viewport = this.viewport;
-    if (!viewport || this.viewer.isColor || !(name in COLORMAPS)) return;
+    if (!viewport || viewport.source.isColor || !(name in COLORMAPS)) return;
     viewport.display.colormap = name;
-    rememberColormap(this.viewer.overlay?.modality, name);
+    rememberColormap(viewport.source.overlay?.modality, name);
     viewport.preview();
     if (viewport.view.fitted) viewport.fit(); // the colour bar may need room on phones
     this.sync();
@@ -444,7 +445,7 @@ export class DisplayControls {
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
     // no patient data in the file name
-    link.download = `series-${this.viewer.series.id}-${viewport.plane}-${viewport.index + 1}${withOverlays ? "-overlays" : ""}.png`;
+    link.download = `series-${viewport.source.id}-${viewport.plane}-${viewport.index + 1}${withOverlays ? "-overlays" : ""}.png`;
     document.body.append(link);
     link.click();
     link.remove();

@@ -5,9 +5,9 @@
 // viewport owns its prefetch list and replaces it whenever it moves, so stale prefetches never
 // hold the connection. Images are kept as object URLs of their PNG bytes, already decoded.
 //
-// Images are known by a key (plane, index, window); `urlFor(key)` gives the URL to fetch now.
-// Image URLs are signed and expire: `beforeLoad()` renews them when they are about to, and a 403
-// (an URL that expired anyway) renews them (`renew()`) and tries once more.
+// Images are known by a key (series, plane, index, window); `urlFor(key)` gives the URL to fetch
+// now. Image URLs are signed and expire: `beforeLoad(key)` renews them when they are about to, and
+// a 403 (an URL that expired anyway) renews them (`renew(key)`) and tries once more.
 
 const MAX_RETRY_SECONDS = 180;
 
@@ -137,7 +137,7 @@ export class ImageLoader {
     if (prefetch) this.activePrefetch += 1;
     let retryAfter = 0;
     try {
-      await this.beforeLoad().catch(() => {});
+      await this.beforeLoad(entry.url).catch(() => {});
       const url = this.urlFor(entry.url);
       const response = await fetch(url, { credentials: "same-origin" });
       const toLogin = response.redirected && new URL(response.url).pathname.startsWith("/accounts/login");
@@ -145,7 +145,7 @@ export class ImageLoader {
         retryAfter = Math.max(0.5, Number(response.headers.get("Retry-After")) || 1);
       } else if (response.status === 403 && !entry.renewed) {
         entry.renewed = true; // the signed URL expired: renew the URLs and try once more
-        await this.renew();
+        await this.renew(entry.url);
         retryAfter = 0.01;
       } else if (response.status === 401 || response.status === 403 || toLogin) {
         this.onAuthLost();

@@ -43,7 +43,7 @@ export class HeaderPanel {
   async _load(force) {
     const query = this.viewer.headerQuery();
     if (!query) return;
-    const key = new URLSearchParams(query).toString();
+    const key = `${this.viewer.urls.tags}?${new URLSearchParams(query)}`; // the tags URL names the series
     if (key === this.key && !force) {
       this.viewer.describeImage(this.info);
       return;
@@ -54,7 +54,7 @@ export class HeaderPanel {
     this.source.textContent = "Loading the header…";
     let body;
     try {
-      body = await getJSON(`${this.viewer.urls.tags}?${key}`, { signal: this.controller.signal });
+      body = await getJSON(key, { signal: this.controller.signal });
     } catch (error) {
       if (error.name === "AbortError") return;
       this.source.textContent = error.message;

@@ -1,4 +1,5 @@
-// One image viewport: a plane of the series, its slider, overlays, zoom/pan and gestures.
+// One image viewport: a plane of a series (its `source`, series.js), its own window, index and
+// zoom/pan, its slider, overlays and gestures; a drop target for series dragged from the strip.
 //
 // The image on screen stays until the next one is decoded, so scrolling and windowing never
 // flash. While the window is being dragged, an SVG filter stretches the image on screen to the
@@ -27,11 +28,16 @@ function navButton(parent, symbol, label) {
 }
 
 const SVG = "http://www.w3.org/2000/svg";
+/** The drag data type of a series dragged from the series strip (its id). */
+export const SERIES_MIME = "application/x-dicomviewer-series";
 
 export class Viewport {
-  constructor(viewer, { plane, info, title = "", color = "#3b82f6", letters = null }) {
+  constructor(viewer, { source, plane, info, title = "", color = "#3b82f6", letters = null }) {
     this.viewer = viewer;
+    this.source = source;
     this.plane = plane;
+    this.color = color;
+    this.setWindowState(source.defaultWindow, true, "Default", "default");
     this.info = info;
     this.count = info.count;
     this.id = `vp${++serial}`;
@@ -44,7 +50,7 @@ export class Viewport {
     this.direction = 1;
     this.pointers = new Map();
     this.wheelRest = 0;
-    this.display = new DisplayState(viewer); // h-ui: invert, colour map, slab of this viewport
+    this.display = new DisplayState(source); // h-ui: invert, colour map, slab of this viewport
     this._build(title, color, letters);
     this._bind();
   }
@@ -53,6 +59,7 @@ export class Viewport {
   _build(title, color, letters) {
     const root = el("div", "vp");
     root.dataset.plane = this.plane;
+    root.dataset.series = String(this.source.id);
     root.style.setProperty("--vp-color", color);
     this.root = root;
     const canvas = el("div", "vp-canvas", root);
@@ -145,10 +152,10 @@ export class Viewport {
 
   /** Ask for the image at the current index and window; neighbours are prefetched. */
   request() {
-    const url = this.key(this.index);
+    const url = this.viewer.imageKey(this.plane, this.index, undefined, this);
     this.wanted = url;
     const seq = ++this.seq;
-    const meta = { url, index: this.index, window: this.viewer.currentWindow(), seq, asked: performance.now() };
+    const meta = { url, index: this.index, window: this.window, seq, asked: performance.now() };
     this.updateOverlay();
     if (!this.viewer.loader.ready(url)) {
       clearTimeout(this.busyTimer);
@@ -169,8 +176,8 @@ export class Viewport {
   }
 
   /** The loader's key of image `index` here (h-ui: with this viewport's slab). */
-  key(index, window = this.viewer.currentWindow()) {
-    return this.viewer.imageKey(this.plane, index, window, this.display);
+  key(index, window = this.window) {
+    return this.viewer.imageKey(this.plane, index, window, this);
   }
 
   prefetch() {
@@ -178,16 +185,16 @@ export class Viewport {
     const ahead = cine ? 48 : 24;
     const behind = cine ? 2 : 8;
     const wanted = [];
-    const window = this.viewer.currentWindow();
+    const window = this.window;
     for (let d = 1; d <= Math.max(ahead, behind); d++) {
       if (d <= ahead) {
         let forward = this.index + d * this.direction;
         if (cine) forward = ((forward % this.count) + this.count) % this.count;
-        if (forward >= 0 && forward < this.count) wanted.push([this.key(forward, window), d]);
+        if (forward >= 0 && forward < this.count) wanted.push([this.viewer.imageKey(this.plane, forward, window, this), d]);
       }
       const backward = this.index - d * this.direction;
       if (d <= behind && backward >= 0 && backward < this.count) {
-        wanted.push([this.key(backward, window), d * 3]);
+        wanted.push([this.viewer.imageKey(this.plane, backward, window, this), d * 3]);
       }
     }
     this.viewer.loader.prefetch(this.id, wanted);
@@ -223,6 +230,7 @@ export class Viewport {
     }
     this.preview();
     this.viewer.imageShown(this);
+    this.viewer.onImageShown?.(this, meta.index); // hook for overlays drawn per image (segments.js)
   }
 
   // ---- window preview, invert, colour map -------------------------------------------------
@@ -230,6 +238,20 @@ export class Viewport {
    *  apply this viewport's invert and colour map (h-ui: display.js). */
   preview() {
     applyDisplay(this);
+  }
+
+  // ---- window -----------------------------------------------------------------------------
+  /** This viewport's window: `isDefault` = the series' own (images asked for without a window);
+   *  `option` is what the preset list shows for it. */
+  setWindowState(window, isDefault, name, option) {
+    this.window = window ? { ...window } : null;
+    this.windowIsDefault = isDefault;
+    this.windowName = name;
+    this.windowOption = option;
+  }
+
+  copyWindow(other) {
+    this.setWindowState(other.window, other.windowIsDefault, other.windowName, other.windowOption);
   }
 
   // ---- zoom and pan ----------------------------------------------------------------------
@@ -265,6 +287,8 @@ export class Viewport {
     this.stage.style.height = `${this.size.h}px`;
     this.stage.style.transform = `translate(${x}px, ${y}px) scale(${scale})`;
     this.svg.setAttribute("viewBox", `0 0 ${this.size.w} ${this.size.h}`);
+    // one screen pixel in image pixels: lines keep their width on screen whatever the zoom
+    this.stage.style.setProperty("--px", String(1 / scale));
     this.updateOverlay();
   }
 
@@ -285,26 +309,27 @@ export class Viewport {
       for (const key of ["x1", "y1", "x2", "y2"]) node.setAttribute(key, String(line[key]));
       node.setAttribute("stroke", line.color);
       node.dataset.plane = line.plane;
+      if (line.source !== undefined) node.dataset.source = String(line.source);
       this.svg.append(node);
     }
   }
 
   updateOverlay() {
-    const viewer = this.viewer;
-    const o = viewer.overlay;
+    const source = this.source;
+    const o = source.overlay;
     const lines = (...items) => items.filter(Boolean).join("<br>");
     const esc = (text) => String(text ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
     this.ov.tl.innerHTML = lines(o.patientName && `<b>${esc(o.patientName)}</b>`, o.patientId && esc(o.patientId), o.studyDate && esc(o.studyDate));
-    this.ov.tr.innerHTML = lines(esc(o.seriesLabel), `${esc(o.modality)} · ${esc(viewer.planeLabel(this.plane))}`);
+    this.ov.tr.innerHTML = lines(esc(o.seriesLabel), `${esc(o.modality)} · ${esc(source.planeLabel(this.plane))}`);
     const position = this.info.step_dir ? slicePosition(this.info, this.index) : null;
     this.ov.bl.innerHTML = lines(
       `<b data-role="image-number">Im ${this.index + 1} / ${this.count}</b>`,
       position && `${position.axis} ${position.mm.toFixed(1)} mm`,
       this.info.step_mm && `step ${this.info.step_mm.toFixed(2)} mm`,
     );
-    const window = viewer.currentWindow();
+    const window = this.window;
     this.ov.br.innerHTML = lines(
-      window ? `W ${formatNumber(window.width)} L ${formatNumber(window.center)}` : viewer.isColor ? "colour" : "",
+      window ? `W ${formatNumber(window.width)} L ${formatNumber(window.center)}` : source.isColor ? "colour" : "",
       `${Math.round(this.view.scale * 100)}%`,
     );
     this.counter.textContent = `${this.index + 1} / ${this.count}`;
@@ -322,7 +347,25 @@ export class Viewport {
     canvas.addEventListener("pointermove", (event) => this._move(event));
     canvas.addEventListener("pointerup", (event) => this._up(event));
     canvas.addEventListener("pointercancel", (event) => this._up(event, true));
-    canvas.addEventListener("dblclick", () => this.fit());
+    canvas.addEventListener("dblclick", () => this.viewer.toggleMaximise(this));
+    // a series dragged from the strip: shown here
+    const root = this.root;
+    root.addEventListener("dragover", (event) => {
+      if (!event.dataTransfer.types.includes(SERIES_MIME)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+      root.classList.add("drop-target");
+    });
+    root.addEventListener("dragleave", (event) => {
+      if (!root.contains(event.relatedTarget)) root.classList.remove("drop-target");
+    });
+    root.addEventListener("drop", (event) => {
+      root.classList.remove("drop-target");
+      const id = event.dataTransfer.getData(SERIES_MIME);
+      if (!id) return;
+      event.preventDefault();
+      this.viewer.showSeries(this, Number(id));
+    });
     canvas.addEventListener("wheel", (event) => this._wheel(event), { passive: false });
   }
 
