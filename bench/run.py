@@ -16,6 +16,8 @@ It starts `manage.py serve all` on a free port with scratch media, then measures
 - s3: the 500-slice ingest with storage in a bucket (moto's S3 server), and the image redirects
 - study_list: /api/studies/ with 10,000 studies, and its query count per page size
 - small: 3000 instances of 64x64 in one ZIP, instances per second
+- slabs: bench/slabs.py, MIP/MinIP/average slabs of 10 and 30 mm against a plain on-demand image
+  of the same plane of the shared 275-slice CT (target: within 3x)
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ REPO = BENCH.parent
 OUT = BENCH / "out"
 sys.path.insert(0, str(REPO))
 
-from bench import data, floor  # noqa: E402
+from bench import data, floor, slabs  # noqa: E402
 from bench import nginx as bench_nginx  # noqa: E402
 from bench.moto_s3 import MotoS3, free_port  # noqa: E402
 
@@ -489,6 +491,7 @@ def main() -> None:
     }
     results["floor"] = floor.run(ct500, scratch / "floor")
     subprocess.run(["rm", "-rf", str(scratch / "floor")], check=True)
+    results["slabs"] = slabs.run()
 
     app = App(env, scratch)
     try:

@@ -2,13 +2,14 @@
 checked with the key alone. Visibility was decided, and audited, when the URL was handed out
 (``studies.services.image_access``); here nothing touches the database.
 
-    GET /images/<series>/<version>/<plane>/<expires>/<signature>/<index>.png[?wc=&ww=]
+    GET /images/<series>/<version>/<plane>/<expires>/<signature>/<index>.png[?wc=&ww=][&mode=&slab=]
 
 - At the default window, a stored image: from a local storage folder, the file (or behind nginx
   an X-Accel-Redirect, and nginx sends it); from a bucket, a redirect to a presigned URL of the
   object, valid as long as the signed URL.
-- At another window, or an image no worker has stored yet: rendered here from the version's
-  source (``image_source``), cached on this host. 503 + Retry-After while the series is not
+- At another window, a slab (``mode=mip|minip|avg&slab=<mm>``, a volume plane's only), or an
+  image no worker has stored yet: rendered here from the version's source (``image_source``),
+  cached on this host. A slab the plane cannot give: 400. 503 + Retry-After while the series is not
   decoded yet, or while the storage cannot be reached.
 - Tampered, foreign or expired: 403, before anything else is looked at.
 
@@ -37,6 +38,7 @@ from django.http import HttpResponse
 from dicomviewer.metrics import FAILURES, observe_request
 from studies import signing, storage
 from studies.imaging.render import Window
+from studies.imaging.slabs import Slab, SlabError, parse_slab
 from studies.services import image_source
 from studies.services.image_access import signing_key
 
@@ -63,24 +65,27 @@ def answer(path: str, query: str, if_none_match: str | None, now: float | None =
         ref = signing.verify(signing_key(), path, now)
     except signing.BadSignature as exc:
         return _error(403, f"This image link is not valid ({exc}); reload the page for a new one.")
+    params = parse_qs(query, keep_blank_values=True) if query else {}
     try:
-        window = _window(query)
+        window = _window(params)
+        slab = parse_slab(*(params[name][0] if name in params else None for name in ("mode", "slab")))
     except ValueError as exc:
         return _error(400, str(exc))
-    if ref.plane == "thumbnail" and (window is not None or ref.index != 0):
+    if ref.plane == "thumbnail" and (window is not None or slab is not None or ref.index != 0):
         return _error(404, "A thumbnail has one image (0) at the default window.")
     max_age = max(0, int(ref.expires - now))
-    etag = f'"{ref.series_id}-{ref.version}-{ref.plane}-{ref.index}-{_window_key(window)}"'
+    etag = f'"{ref.series_id}-{ref.version}-{ref.plane}-{ref.index}-{_window_key(window)}{_slab_key(slab)}"'
     cache = [("Cache-Control", f"private, max-age={max_age}, immutable"), ("ETag", etag)]
     if if_none_match == etag:
         return Answer(304, cache)
     try:
-        if window is None:
+        if window is None and slab is None:
             stored = _stored(ref, max_age, cache)
             if stored is not None:
                 return stored
+        on_request = window is not None or slab is not None
         png = image_source.render_png(
-            ref.series_id, ref.version, ref.plane, ref.index, window, fetch=window is not None
+            ref.series_id, ref.version, ref.plane, ref.index, window, fetch=on_request, slab=slab
         )
     except image_source.NotReady:
         return _not_ready("The images of this series are still being prepared; try again shortly.")
@@ -89,6 +94,8 @@ def answer(path: str, query: str, if_none_match: str | None, now: float | None =
         return _not_ready("The images of this series are still being prepared; try again shortly.")
     except IndexError:
         return _error(404, f"Image {ref.index} does not exist in the {ref.plane} plane.")
+    except SlabError as exc:
+        return _error(400, str(exc))
     except storage.StorageUnavailable as exc:
         log.warning("image %s: %s", path, exc)
         FAILURES.labels("storage").inc()
@@ -142,8 +149,7 @@ def _is_stored(ref: signing.ImageRef, name: str, path: str | None = None) -> boo
     return os.path.exists(path) if path else storage.exists(name)
 
 
-def _window(query: str) -> Window | None:
-    params = parse_qs(query, keep_blank_values=True) if query else {}
+def _window(params: dict) -> Window | None:
     if "wc" not in params and "ww" not in params:
         return None  # other parameters (a page's retry counter) change nothing
     try:
@@ -158,6 +164,10 @@ def _window(query: str) -> Window | None:
 
 def _window_key(window: Window | None) -> str:
     return f"{window.center}/{window.width}" if window else "default"
+
+
+def _slab_key(slab: Slab | None) -> str:
+    return f"-{slab.key}" if slab else ""
 
 
 def _error(status: int, detail: str) -> Answer:

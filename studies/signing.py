@@ -5,7 +5,7 @@ A URL names a series, its render version, a plane and an expiry time; the signat
 down to a time bucket of half the lifetime, so every URL handed out within one bucket is the same
 URL (browsers' caches keep hitting) and none lives longer than the lifetime.
 
-    /images/<series>/<version>/<plane>/<expires>/<signature>/<index>.png[?wc=&ww=]
+    /images/<series>/<version>/<plane>/<expires>/<signature>/<index>.png[?wc=&ww=][&mode=&slab=]
 
 ``thumbnail`` is a plane name here too (index 0). Plain Python: no Django.
 """
@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass
 
 PREFIX = "/images/"
-PLANES = ("axial", "coronal", "sagittal", "stack", "thumbnail")
+PLANES = ("axial", "coronal", "sagittal", "acquired", "stack", "thumbnail")
 PATH = re.compile(
-    r"^/images/([0-9]{1,18})/([0-9]{1,9})/(axial|coronal|sagittal|stack|thumbnail)/([0-9]{1,12})/"
+    r"^/images/([0-9]{1,18})/([0-9]{1,9})/(axial|coronal|sagittal|acquired|stack|thumbnail)/([0-9]{1,12})/"
     r"([A-Za-z0-9_-]{22})/([0-9]{1,9})\.png$"
 )
 

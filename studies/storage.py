@@ -27,7 +27,7 @@ from django.core.files.storage import storages
 from studies import scratch
 from studies.storage_backends import StorageUnavailable  # noqa: F401  (re-exported for callers)
 
-PLANE_NAMES = ("axial", "coronal", "sagittal", "stack")
+PLANE_NAMES = ("axial", "coronal", "sagittal", "stack", "acquired")
 
 
 def default():
@@ -91,10 +91,12 @@ def segmentation_labels_name(series_id: int, version: int, seg_series_id: int, s
     return f"{derived_prefix(series_id, version)}segmentations/{seg_series_id}-v{seg_version}.npy"
 
 
-def window_image_name(series_id: int, version: int, plane: str, index: int, window=None) -> str:
-    """Where an image rendered on request (at another window, or before the workers made it) is
-    cached on the host that rendered it (scratch)."""
+def window_image_name(series_id: int, version: int, plane: str, index: int, window=None, slab=None) -> str:
+    """Where an image rendered on request (at another window, or before the workers made it, or
+    a slab) is cached on the host that rendered it (scratch)."""
     folder = f"{_num(window.center)}_{_num(window.width)}" if window else "default"
+    if slab is not None:
+        folder += f"_{slab.mode}{_num(slab.thickness_mm)}"
     return f"windows/{series_id}/v{version}/{folder}/{plane}/{index}.png"
 
 

@@ -5,21 +5,13 @@ from __future__ import annotations
 from django.urls import reverse
 
 from studies.api.serializers import SeriesSerializer
-from studies.imaging.planes import STACK
+from studies.imaging.planes import ACQUIRED, STACK
+from studies.imaging.presets import CT_PRESETS, layout_presets  # noqa: F401  (CT_PRESETS: where they were)
 from studies.models import Series, Upload
 from studies.services import segmentations
 from studies.services.ingest import upload_progress
 
 COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "PALETTE COLOR"}
-# name, centre, width (Hounsfield units)
-CT_PRESETS = [
-    ("Brain", 40, 80),
-    ("Soft tissue", 40, 400),
-    ("Lung", -600, 1500),
-    ("Bone", 480, 2500),
-    ("Liver", 90, 150),
-    ("Mediastinum", 40, 350),
-]
 SERIES_ID_SLOT = 987654321  # reversed into a URL, then replaced by "{id}" for the script
 
 # The one table of upload stage labels: the upload page's table uses it here, and its script gets
@@ -60,8 +52,9 @@ def person_name(value: str) -> str:
 
 
 def native_plane(series: Series) -> str:
-    """The plane closest to the acquisition: the one a volume is first shown in."""
-    planes = series.planes or {}
+    """The plane closest to the acquisition: the one a volume is first shown in (an oblique
+    volume's own ``acquired`` plane is a choice beside them, not where it opens)."""
+    planes = {name: info for name, info in (series.planes or {}).items() if name != ACQUIRED}
     if STACK in planes or not planes:
         return STACK
     if not _stack_dir(series):
@@ -98,7 +91,7 @@ def series_config(series: Series, image_urls: dict | None) -> dict:
         "orientation": series.image_orientation,
         "isColor": series.photometric_interpretation in COLOUR,
         "inverted": series.photometric_interpretation == "MONOCHROME1",
-        "presets": [{"name": n, "center": c, "width": w} for n, c, w in CT_PRESETS] if series.modality == "CT" else [],
+        "presets": layout_presets(series.modality, series.layout),
         "urls": {
             "api": api,
             "status": reverse("viewer:series-status", args=[series.pk]),

@@ -2,6 +2,7 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from studies.imaging.presets import layout_presets
 from studies.models import Instance, Patient, Series, Study, Upload
 from studies.services.ingest import upload_progress
 
@@ -90,11 +91,22 @@ class WindowSerializer(serializers.Serializer):
     width = serializers.FloatField()
 
 
+PRESETS_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "center": {"type": "number"}, "width": {"type": "number"}},
+        "required": ["name", "center", "width"],
+    },
+}
+
+
 class SeriesSerializer(serializers.ModelSerializer):
     study = serializers.PrimaryKeyRelatedField(read_only=True)
     window = WindowSerializer(read_only=True, allow_null=True)
     planes = serializers.SerializerMethodField()
     notes = serializers.SerializerMethodField()
+    presets = serializers.SerializerMethodField()
 
     class Meta:
         model = Series
@@ -125,6 +137,7 @@ class SeriesSerializer(serializers.ModelSerializer):
             "images_done",
             "render_error",
             "notes",
+            "presets",
         ]
 
     def get_planes(self, series) -> dict:
@@ -132,6 +145,12 @@ class SeriesSerializer(serializers.ModelSerializer):
 
     def get_notes(self, series) -> list[str]:
         return (series.layout or {}).get("notes", [])
+
+    @extend_schema_field(PRESETS_SCHEMA)
+    def get_presets(self, series) -> list[dict]:
+        """Window presets for this modality: CT's fixed ones; MR, PET and other greyscale series'
+        from their histogram (PET with an SUV factor: SUV windows first)."""
+        return layout_presets(series.modality, series.layout)
 
 
 class SeriesListSerializer(SeriesSummarySerializer):

@@ -27,7 +27,9 @@ from dicomviewer.ratelimit import UnsafeMethodRateThrottle
 from studies import scratch, selectors
 from studies.api import filters, serializers
 from studies.files import file_response
+from studies.imaging.planes import SLAB_MODES
 from studies.imaging.render import Window
+from studies.imaging.slabs import SlabError, check_slab, parse_slab
 from studies.imaging.uids import is_valid_uid
 from studies.services import image_access
 from studies.services.archives import Member, zip_stream
@@ -457,14 +459,31 @@ class PlaneImageView(ImageView):
                 {"type": "number", "minimum": 0, "exclusiveMinimum": True},
                 description="Window width, > 0; default: the series' window width",
             ),
+            OpenApiParameter(
+                "mode",
+                str,
+                enum=list(SLAB_MODES),
+                description="A slab instead of one image: maximum (mip), minimum (minip) or mean (avg) "
+                "intensity over `slab` mm centred on the image; volume planes only",
+            ),
+            OpenApiParameter(
+                "slab",
+                {"type": "number", "minimum": 0, "exclusiveMinimum": True},
+                description="Slab thickness in mm (with mode), at most the volume's extent along the plane",
+            ),
         ],
-        responses=IMAGE_RESPONSES,
+        responses={**IMAGE_RESPONSES, 400: OpenApiResponse(description="A window or slab that cannot be made.")},
     )
     def get(self, request, pk: int, plane: str, index: int):
-        """One image of a plane (axial, coronal, sagittal, or stack) at the default or a given window:
-        a redirect to its signed URL (valid IMAGE_URL_TTL seconds), which answers the PNG."""
+        """One image of a plane (axial, coronal, sagittal, acquired, or stack) at the default or a given
+        window, or a slab (MIP, MinIP, average) around it: a redirect to its signed URL (valid
+        IMAGE_URL_TTL seconds), which answers the PNG."""
         series = self.series(request, pk)
         window = parse_window(request.query_params, series)
+        try:
+            slab = parse_slab(request.query_params.get("mode"), request.query_params.get("slab"))
+        except SlabError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
         if plane not in (series.planes or {}):
             available = ", ".join(series.planes) or "none yet"
             return Response({"detail": f"This series has no '{plane}' plane (available: {available})."}, status=404)
@@ -473,9 +492,17 @@ class PlaneImageView(ImageView):
             return Response(
                 {"detail": f"Image {index} does not exist: the {plane} plane has {count} images."}, status=404
             )
+        if slab is not None:
+            try:
+                check_slab(slab, plane, series.planes[plane])
+            except SlabError as exc:
+                raise ValidationError({"detail": str(exc)}) from None
         location = image_access.image_url(request, series, plane, index)
-        if window is not None:
-            location += f"?wc={window.center:g}&ww={window.width:g}"
+        query = [f"wc={window.center:g}&ww={window.width:g}"] if window is not None else []
+        if slab is not None:
+            query.append(f"mode={slab.mode}&slab={slab.thickness_mm:g}")
+        if query:
+            location += "?" + "&".join(query)
         return redirect_to(location)
 
 

@@ -13,12 +13,21 @@ anatomy's, whatever plane the volume was acquired in:
 A plane is a grid in world space: ``origin`` is the centre of pixel (0, 0) of image 0; a pixel
 step is ``pixel_mm`` along ``x_dir`` (columns) or ``y_dir`` (rows); an image step is
 ``step_mm`` along ``step_dir``. Clients use this to map a point between planes.
+
+A volume acquired oblique (its rows or columns more than half a degree off every world axis) has
+a fourth plane, ``acquired``: its own frames in stack order, unresampled but for square pixels,
+with the same geometry (``x_dir``/``y_dir`` the frames' row and column directions, ``step_dir``
+the slice normal).
+
+``Resampler.slab`` gives a slab's values: the maximum (MIP), minimum (MinIP) or mean of the
+volume over a thickness centred on an image, along the plane's normal.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -32,6 +41,9 @@ PLANE_AXES = {
 }
 VOLUME_PLANES = tuple(PLANE_AXES)
 STACK = "stack"
+ACQUIRED = "acquired"
+OBLIQUE_COS = float(np.cos(np.radians(0.5)))  # rows or columns this far off every world axis: oblique
+SLAB_MODES = ("mip", "minip", "avg")
 MAX_PLANE_PIXELS = 4096  # width/height cap; pixels grow instead
 EXACT = 1e-4  # coordinates this close to a whole voxel are taken, not interpolated
 
@@ -150,7 +162,41 @@ def plan_planes(volume: Volume, max_images: int | None = None) -> dict[str, Plan
             y_dir=tuple(float(v) for v in y_dir),
             step_dir=tuple(float(v) for v in step_dir),
         )
+    if is_oblique(volume) and (max_images is None or len(volume.frames) <= max(max_images, 2)):
+        planes[ACQUIRED] = acquired_plane(volume)
     return planes
+
+
+def is_oblique(volume: Volume) -> bool:
+    """Rows or columns off every world axis (by more than half a degree), slices not sheared: the
+    acquired frames are images of their own, which no axial/coronal/sagittal plane shows unresampled.
+    (A gantry tilt alone shears the slices: its planes are the usual ones.)"""
+    normal = np.cross(volume.row_dir, volume.col_dir)
+    aligned = all(float(np.max(np.abs(d))) >= OBLIQUE_COS for d in (volume.row_dir, volume.col_dir))
+    sheared = abs(float(np.dot(normal, volume.stack_dir))) < OBLIQUE_COS
+    return not aligned and not sheared and len(volume.frames) >= 1
+
+
+def acquired_plane(volume: Volume) -> Plane:
+    """The frames as acquired, with square pixels (the finer spacing), in stack order."""
+    n, rows, cols = volume.shape
+    pixel_mm = min(volume.spacing_row_mm, volume.spacing_col_mm)
+    extent_x, extent_y = (cols - 1) * volume.spacing_col_mm, (rows - 1) * volume.spacing_row_mm
+    pixel_mm = max(pixel_mm, max(extent_x, extent_y) / (MAX_PLANE_PIXELS - 1))
+    normal = np.cross(volume.row_dir, volume.col_dir)
+    normal = normal if float(np.dot(normal, volume.stack_dir)) >= 0 else -normal
+    return Plane(
+        name=ACQUIRED,
+        count=n,
+        width=int(round(extent_x / pixel_mm)) + 1,
+        height=int(round(extent_y / pixel_mm)) + 1,
+        pixel_mm=float(pixel_mm),
+        step_mm=float(volume.slice_spacing_mm or 1.0),
+        origin=tuple(float(v) for v in volume.origin),
+        x_dir=tuple(float(v) for v in volume.row_dir),
+        y_dir=tuple(float(v) for v in volume.col_dir),
+        step_dir=tuple(float(v) for v in normal),
+    )
 
 
 class Resampler:
@@ -167,6 +213,36 @@ class Resampler:
 
     def image(self, plane: Plane, index: int) -> np.ndarray:
         """Image ``index`` of ``plane``: shape (height, width), modality values."""
+        if plane.name == ACQUIRED:
+            return self._acquired(plane, np.array([self.volume.offsets_mm[index]]), "mip")
+        base, steps = self._geometry(plane, index)
+        if _is_separable(steps):
+            return self._separable(plane, [base], steps, "mip")
+        return self._general(plane, base, steps)
+
+    def slab(self, plane: Plane, index: int, thickness_mm: float, mode: str) -> np.ndarray:
+        """The ``mode`` (``SLAB_MODES``) of the values over a slab ``thickness_mm`` thick centred on
+        image ``index`` of ``plane``: sampled along the plane's normal at its step (finer when the
+        slab is thinner than two steps), samples outside the volume left out. Shape and values as
+        ``image``; the reduction runs along a volume axis at once when the plane follows the axes."""
+        if mode not in SLAB_MODES:
+            raise ValueError(f"unknown slab mode {mode!r}")
+        offsets = slab_offsets(plane.step_mm, thickness_mm)
+        if plane.name == ACQUIRED:
+            stack = self.volume.offsets_mm
+            positions = float(stack[index]) + offsets
+            inside = (positions >= stack[0] - 1e-6) & (positions <= stack[-1] + 1e-6)
+            return self._acquired(plane, positions[inside], mode)
+        positions = index + offsets / plane.step_mm
+        positions = positions[(positions >= -1e-6) & (positions <= plane.count - 1 + 1e-6)]
+        bases = [self._geometry(plane, float(position))[0] for position in positions]
+        steps = self._geometry(plane, index)[1]
+        if _is_separable(steps):
+            return self._separable(plane, bases, steps, mode)
+        return self._general_slab(plane, bases, steps, mode)
+
+    def _geometry(self, plane: Plane, index: float) -> tuple[np.ndarray, np.ndarray]:
+        """Voxel coordinates of pixel (0, 0) of image ``index`` and of one step along each image axis."""
         steps = self._to_voxel @ np.column_stack(
             [
                 np.asarray(plane.x_dir) * plane.pixel_mm,
@@ -175,10 +251,7 @@ class Resampler:
             ]
         )
         base = self._to_voxel @ (np.asarray(plane.world(index, 0, 0)) - self.volume.origin)
-        significant = np.abs(steps) > 1e-9
-        if np.all(significant.sum(axis=0) == 1) and np.all(significant.sum(axis=1) == 1):
-            return self._separable(plane, base, steps)
-        return self._general(plane, base, steps)
+        return base, steps
 
     # -- stack coordinate (mm) to fractional slice index ------------------------------------
     def _slice_index(self, s_mm: np.ndarray) -> np.ndarray:
@@ -188,9 +261,10 @@ class Resampler:
         outside = (s_mm < offsets[0] - half) | (s_mm > offsets[-1] + half)
         return np.where(outside, np.nan, k)
 
-    def _separable(self, plane: Plane, base: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    def _separable(self, plane: Plane, bases: list[np.ndarray], steps: np.ndarray, mode: str) -> np.ndarray:
         # Volume coordinate a (0: column, 1: row, 2: stack) follows image axis drivers[a]:
-        # 0 = image columns, 1 = image rows, 2 = fixed for this image.
+        # 0 = image columns, 1 = image rows, 2 = fixed for this image (several: a slab's samples).
+        base = bases[0]
         drivers = [int(np.nonzero(np.abs(steps[a]) > 1e-9)[0][0]) for a in range(3)]
         sizes = (plane.width, plane.height, 1)
         coords = []
@@ -201,16 +275,25 @@ class Resampler:
         data_axis_coords = {0: coords[2], 1: coords[1], 2: coords[0]}
         data_axis_driver = {0: drivers[2], 1: drivers[1], 2: drivers[0]}
         fixed_axis = next(ax for ax, drv in data_axis_driver.items() if drv == 2)
-        slab = _take_linear(self.data, data_axis_coords[fixed_axis], fixed_axis)
+        fixed = np.array([b[2 - fixed_axis] for b in bases])  # data axis d is volume coordinate 2 - d
+        if fixed_axis == 0:
+            fixed = self._slice_index(fixed)
+        slab = _reduce_along(self.data, fixed, fixed_axis, mode)
         if slab is None:
             return np.full((plane.height, plane.width), self.fill, dtype=np.float32)
         slab = np.squeeze(slab, axis=fixed_axis)
         remaining = [ax for ax in (0, 1, 2) if ax != fixed_axis]  # slab axes 0 and 1, in order
+        coords = [data_axis_coords[ax] for ax in remaining]
+        drivers_of = [data_axis_driver[ax] for ax in remaining]
+        return self._in_plane(slab, coords, drivers_of)
+
+    def _in_plane(self, slab: np.ndarray, coords: list[np.ndarray], drivers: list[int]) -> np.ndarray:
+        """Resample a 2-D cut of the volume along its two axes at fractional ``coords``; ``drivers``
+        says which image axis each follows (0 columns, 1 rows). Points outside take ``fill``."""
         invalid = {}
-        for slab_axis, data_axis in enumerate(remaining):
-            values = data_axis_coords[data_axis]
-            slab, invalid[data_axis_driver[data_axis]] = _resample_axis(slab, values, slab_axis)
-        if data_axis_driver[remaining[0]] == 0:  # slab rows follow image columns: transpose
+        for slab_axis, values in enumerate(coords):
+            slab, invalid[drivers[slab_axis]] = _resample_axis(slab, values, slab_axis)
+        if drivers[0] == 0:  # slab rows follow image columns: transpose
             slab = slab.T
         if invalid[1].any() or invalid[0].any():
             slab = slab.astype(np.float32, copy=True) if slab.dtype != np.float32 else slab.copy()
@@ -218,7 +301,38 @@ class Resampler:
             slab[:, invalid[0]] = self.fill
         return slab
 
-    def _general(self, plane: Plane, base: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    def _acquired(self, plane: Plane, stack_mm: np.ndarray, mode: str) -> np.ndarray:
+        """Frames (a slab of them) at ``stack_mm`` along the stack, as acquired: square pixels only."""
+        slab = _reduce_along(self.data, self._slice_index(np.asarray(stack_mm, dtype=float)), 0, mode)
+        if slab is None:
+            return np.full((plane.height, plane.width), self.fill, dtype=np.float32)
+        rows = np.arange(plane.height) * (plane.pixel_mm / self.volume.spacing_row_mm)
+        cols = np.arange(plane.width) * (plane.pixel_mm / self.volume.spacing_col_mm)
+        return self._in_plane(slab[0], [rows, cols], [1, 0])
+
+    def _general_slab(self, plane: Plane, bases: list[np.ndarray], steps: np.ndarray, mode: str) -> np.ndarray:
+        """A slab across the voxel grid: one interpolated image per sample, reduced as they come
+        (points outside the volume in a sample are left out of that point's reduction)."""
+        result, count = None, None
+        for base in bases:
+            image = self._general(plane, base, steps, cval=np.nan)
+            seen = ~np.isnan(image)
+            if result is None:
+                result, count = image, seen.astype(np.float32)
+            elif mode == "mip":
+                np.fmax(result, image, out=result)
+            elif mode == "minip":
+                np.fmin(result, image, out=result)
+            else:
+                np.add(np.nan_to_num(result), np.nan_to_num(image), out=result)
+                count += seen
+        if mode == "avg":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                result = np.where(count > 0, result / np.maximum(count, 1), np.nan).astype(np.float32)
+        result[np.isnan(result)] = self.fill
+        return result
+
+    def _general(self, plane: Plane, base: np.ndarray, steps: np.ndarray, cval: float | None = None) -> np.ndarray:
         j, i = np.mgrid[0 : plane.height, 0 : plane.width].astype(np.float64)
         c = base[0] + i * steps[0, 0] + j * steps[0, 1]
         r = base[1] + i * steps[1, 0] + j * steps[1, 1]
@@ -230,26 +344,98 @@ class Resampler:
             bad = np.isnan(values) | (values < -0.5) | (values > size - 0.5)
             coords.append(np.where(bad, -10.0, np.clip(values, 0, size - 1)))
         return ndimage.map_coordinates(
-            self.data, coords, order=1, mode="constant", cval=self.fill, output=np.float32, prefilter=False
+            self.data,
+            coords,
+            order=1,
+            mode="constant",
+            cval=self.fill if cval is None else cval,
+            output=np.float32,
+            prefilter=False,
         )
 
 
-def _take_linear(data: np.ndarray, coord, axis: int):
-    """The (interpolated) slab of ``data`` at fractional ``coord`` along ``axis``; None if outside."""
-    value = float(np.asarray(coord).reshape(-1)[0])
-    if np.isnan(value):
+def _is_separable(steps: np.ndarray) -> bool:
+    """Does each image axis follow exactly one volume axis (no interpolation across them)?"""
+    significant = np.abs(steps) > 1e-9
+    return bool(np.all(significant.sum(axis=0) == 1) and np.all(significant.sum(axis=1) == 1))
+
+
+def slab_offsets(step_mm: float, thickness_mm: float) -> np.ndarray:
+    """Sample offsets (mm, along the normal) of a slab centred on 0: every ``step_mm`` within half
+    the thickness either side; a slab thinner than two steps takes its centre and both faces."""
+    half = thickness_mm / 2.0
+    step = step_mm if thickness_mm >= 2 * step_mm else max(half, 1e-6)
+    k = int(np.floor(half / step + 1e-6))
+    return np.arange(-k, k + 1, dtype=float) * step
+
+
+def _reduce_along(data: np.ndarray, coords, axis: int, mode: str):
+    """The values of ``data`` at fractional ``coords`` along ``axis`` (linear between neighbours),
+    reduced to one (``mode``: mip max, minip min, avg mean) with that axis kept (length 1); None
+    when every coordinate is outside (NaN). Whole-voxel coordinates are read as they are (a
+    contiguous run as a view), so an axis-aligned MIP keeps the volume's dtype."""
+    coords = np.asarray(coords, dtype=float).reshape(-1)
+    coords = coords[~np.isnan(coords)]
+    if coords.size == 0:
         return None
     size = data.shape[axis]
-    value = min(max(value, 0.0), size - 1.0)
-    low = int(np.floor(value))
-    weight = value - low
-    first = np.take(data, [low], axis=axis)
-    if weight < EXACT or low + 1 >= size:
-        return first
-    if weight > 1 - EXACT:
-        return np.take(data, [low + 1], axis=axis)
-    second = np.take(data, [low + 1], axis=axis)
-    return first.astype(np.float32) * (1 - weight) + second.astype(np.float32) * weight
+    coords = np.clip(coords, 0.0, size - 1.0)
+    low = np.floor(coords).astype(np.intp)
+    weight = coords - low
+    up = weight > 1 - EXACT
+    low = np.where(up, np.minimum(low + 1, size - 1), low)
+    weight = np.where(up | (low + 1 >= size), 0.0, weight)
+    if np.all(weight < EXACT):
+        if low.size > 1 and np.all(np.diff(low) == 1):
+            index = [slice(None)] * data.ndim
+            index[axis] = slice(int(low[0]), int(low[-1]) + 1)
+            block = data[tuple(index)]
+        else:
+            block = np.take(data, low, axis=axis)
+    else:
+        shape = [1] * data.ndim
+        shape[axis] = low.size
+        w = weight.astype(np.float32).reshape(shape)
+        high = np.minimum(low + 1, size - 1)
+        block = np.take(data, low, axis=axis).astype(np.float32) * (1 - w)
+        block += np.take(data, high, axis=axis).astype(np.float32) * w
+    if block.shape[axis] == 1:
+        return block
+    return np.expand_dims(_reduce(block, axis, mode), axis)
+
+
+_CV_TYPES = (np.int16, np.uint16, np.uint8, np.float32)
+
+
+def _reduce(block: np.ndarray, axis: int, mode: str) -> np.ndarray:
+    """``block`` reduced along ``axis``, the fastest way measured for each case (bench/slabs.py):
+    the mean of whole-number cuts by OpenCV's row reduction (numpy converts every element through
+    a buffer first), a maximum or minimum one whole cut at a time with an elementwise ufunc, and a
+    short inner axis (a sagittal slab of an axial volume) copied in memory order first: numpy's
+    reductions along a short axis that is not the first run element by element."""
+    if axis == block.ndim - 1:
+        rows = np.ascontiguousarray(block)
+        flat = rows.reshape(-1, rows.shape[-1])
+        if mode == "avg" and flat.dtype in _CV_TYPES:
+            return cv2.reduce(flat, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).reshape(rows.shape[:-1])
+        reduce = {"mip": np.max, "minip": np.min}.get(mode)
+        if reduce is not None:
+            return reduce(flat, axis=1).reshape(rows.shape[:-1])
+        return flat.mean(axis=1, dtype=np.float32).reshape(rows.shape[:-1])
+    block = np.moveaxis(block, axis, 0)  # a view: block[j] is cut j
+    if mode == "avg":
+        if block.flags.c_contiguous and block.dtype in _CV_TYPES:  # a run of whole slices
+            flat = block.reshape(len(block), -1)
+            return cv2.reduce(flat, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).reshape(block.shape[1:])
+        total = block[0].astype(np.float32)
+        for cut in block[1:]:
+            np.add(total, cut, out=total)
+        return total * np.float32(1.0 / len(block))
+    combine = np.maximum if mode == "mip" else np.minimum
+    result = np.array(block[0])
+    for cut in block[1:]:
+        combine(result, cut, out=result)
+    return result
 
 
 def _resample_axis(slab: np.ndarray, values: np.ndarray, axis: int):

@@ -16,6 +16,7 @@ from . import pixels
 from .headers import Header
 from .planes import STACK, Plane, Resampler, plan_planes
 from .render import VoiLut, Window, auto_window, resize_to_aspect, to_display, window_table
+from .slabs import Slab
 from .volume import FrameRef, Volume, display_size
 
 INT16_MIN, INT16_MAX = -32768, 32767
@@ -98,12 +99,14 @@ class VolumeImages:
         self.resampler = Resampler(self.volume, self.data)
         self._tables: dict[Window, np.ndarray] = {}
 
-    def values(self, plane: str, index: int) -> np.ndarray:
+    def values(self, plane: str, index: int, slab: Slab | None = None) -> np.ndarray:
+        if slab is not None:
+            return self.resampler.slab(self.planes[plane], index, slab.thickness_mm, slab.mode)
         return self.resampler.image(self.planes[plane], index)
 
-    def display(self, plane: str, index: int, window: Window | None = None) -> np.ndarray:
+    def display(self, plane: str, index: int, window: Window | None = None, slab: Slab | None = None) -> np.ndarray:
         window = (window or self.window).clamp()
-        values = self.values(plane, index)
+        values = self.values(plane, index, slab)
         if self.data.dtype == np.int16 and values.dtype != np.int16:
             # interpolated whole-number data: back to int16 for the one-gather table window
             values = np.rint(values).astype(np.int16)

@@ -154,9 +154,9 @@ def _data_bytes(headers: list[Header], refs: list[FrameRef]) -> int:
 
 
 def _natural_steps(planes: dict, volume: Volume):
-    from .planes import natural_step
+    from .planes import PLANE_AXES, natural_step
 
-    return [(plane, natural_step(volume, name)) for name, plane in planes.items()]
+    return [(plane, natural_step(volume, name)) for name, plane in planes.items() if name in PLANE_AXES]
 
 
 def _planes_problem(planes: dict, data_bytes: int, limits: RenderLimits) -> str | None:

@@ -21,6 +21,7 @@ from studies.imaging.headers import Header, read_header
 from studies.imaging.planes import Plane
 from studies.imaging.render import Window, encode_png
 from studies.imaging.series import StackImages, VolumeImages
+from studies.imaging.slabs import Slab, check_slab
 from studies.imaging.volume import FrameRef, volume_from_dict
 
 _SOURCES: OrderedDict = OrderedDict()  # (series id, version) -> Source
@@ -39,9 +40,11 @@ class Source:
     planes: dict
     images: VolumeImages | StackImages
 
-    def display(self, plane: str, index: int, window: Window | None = None) -> np.ndarray:
+    def display(self, plane: str, index: int, window: Window | None = None, slab: Slab | None = None) -> np.ndarray:
+        if slab is not None:
+            check_slab(slab, plane, self.planes.get(plane) or {})
         if isinstance(self.images, VolumeImages):
-            return self.images.display(plane, index, window)
+            return self.images.display(plane, index, window, slab)
         return self.images.display(index, window)
 
     def count(self, plane: str) -> int:
@@ -144,17 +147,24 @@ class LazyHeaders:
 
 
 def render_png(
-    series_id: int, version: int, plane: str, index: int, window: Window | None = None, fetch: bool = True
+    series_id: int,
+    version: int,
+    plane: str,
+    index: int,
+    window: Window | None = None,
+    fetch: bool = True,
+    slab: Slab | None = None,
 ) -> bytes:
-    """An image rendered now, at the default or another window (cached on this host).
-    Raises NotReady, and IndexError for an image the plane does not have."""
+    """An image rendered now, at the default or another window, or a slab (cached on this host).
+    Raises NotReady, IndexError for an image the plane does not have, and SlabError for a slab
+    the plane cannot give (a stack, thicker than the volume)."""
     found = source(series_id, version, fetch=fetch)
     if not 0 <= index < found.count(plane):
         raise IndexError(index)
-    name = storage.window_image_name(series_id, version, plane, index, window)
+    name = storage.window_image_name(series_id, version, plane, index, window, slab)
     cached = scratch.get(name)
     if cached is not None:
         return cached
-    png = encode_png(found.display(plane, index, window))
+    png = encode_png(found.display(plane, index, window, slab))
     scratch.put(name, png)
     return png

@@ -29,6 +29,7 @@ from django.db.models import F
 from studies import scratch, storage
 from studies.imaging.headers import Header, read_header
 from studies.imaging.limits import RenderLimits
+from studies.imaging.presets import histogram_presets
 from studies.imaging.render import Window, auto_window, encode_png, thumbnail
 from studies.imaging.series import (
     StackImages,
@@ -368,15 +369,21 @@ def decode_and_queue(plan: SeriesPlan, skips: list[dict], upload: Upload | None 
     if layout.volume is not None:
         if plan.window is None:
             _set_window(plan, auto_window(data))
+        presets = histogram_presets(plan.series.modality, data)
         data.flush()
         del data
         os.replace(tmp, volume_file)
         if not storage.is_local():
             storage.save_file(storage.volume_name(series_id, version), volume_file)
             scratch.note_added(volume_file)
+    else:
+        presets = _stack_presets(plan)
     series = Series.objects.get(pk=series_id)
     if series.render_version != version:
         return  # rebuilt by someone else meanwhile
+    if presets:
+        series.layout = {**(series.layout or {}), "presets": presets}
+        Series.objects.filter(pk=series_id, render_version=version).update(layout=series.layout)
     _save_manifest(plan, series, layout, headers)
     segmentations.after_build(series_id, version)  # SEG overlays: this SEG, or SEGs of this series
     if not plan.first_image_done:
@@ -385,6 +392,21 @@ def decode_and_queue(plan: SeriesPlan, skips: list[dict], upload: Upload | None 
         index = series.planes[plane]["count"] // 2 if layout.volume else 0
         _write_image(plan, plane, index, source.display(plane, index))
     transaction.on_commit(lambda: rendering.queue_series(series_id, version))
+
+
+def _stack_presets(plan: SeriesPlan, frames: int = 5) -> list[dict]:
+    """Window presets of a greyscale stack, from its middle frames (a stack's frames may differ in
+    every way, so a few around the middle speak for it); none for colour."""
+    stack, headers = plan.layout.stack, plan.headers
+    middle = stack[max(0, len(stack) // 2 - frames // 2) :][:frames]
+    if not middle or any(headers[ref.instance].is_color for ref in middle):
+        return []
+    images = StackImages(headers, stack)
+    try:
+        values = [np.asarray(images.instance_frames(ref.instance)[ref.frame], dtype=np.float32) for ref in middle]
+    except Exception:  # a frame that does not decode has been reported; no presets then
+        return []
+    return histogram_presets(plan.series.modality, np.concatenate([v.reshape(-1) for v in values]))
 
 
 def _volume_file(series_id: int, version: int) -> Path:

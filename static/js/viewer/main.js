@@ -20,8 +20,8 @@ import { fetchSeriesConfig, SeriesSource } from "./series.js";
 import { HeaderPanel } from "./tags.js";
 import { formatNumber, SERIES_MIME, Viewport } from "./viewport.js";
 
-const COLORS = { axial: "#38bdf8", coronal: "#4ade80", sagittal: "#fb923c", stack: "#3b82f6" };
-const LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", stack: "Stack" };
+const COLORS = { axial: "#38bdf8", coronal: "#4ade80", sagittal: "#fb923c", acquired: "#e879f9", stack: "#3b82f6" };
+const LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", acquired: "Acquired", stack: "Stack" };
 const MPR = ["axial", "coronal", "sagittal"];
 const GRIDS = { "1x1": 1, "1x2": 2, "2x2": 4 }; // layouts of viewports, each its own series and plane
 const VIEWPORT_COLORS = ["#38bdf8", "#facc15", "#4ade80", "#f472b6"]; // outline and reference lines
@@ -742,7 +742,10 @@ class Viewer {
     const source = this.sourceOf();
     if (picker) {
       picker.hidden = this.layout === "mpr" || !source.isVolume;
-      for (const button of picker.querySelectorAll("button")) button.classList.toggle("active", button.dataset.plane === this.active?.plane);
+      for (const button of picker.querySelectorAll("button")) {
+        button.classList.toggle("active", button.dataset.plane === this.active?.plane);
+        button.hidden = !(button.dataset.plane in source.planes); // "acquired": oblique volumes only
+      }
     }
     const mpr = document.getElementById("tab-mpr");
     mpr.disabled = !source.isVolume;

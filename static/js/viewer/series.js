@@ -3,7 +3,7 @@
 // its signed image URLs, renewed before they expire (each series its own).
 import { getJSON } from "../api.js";
 
-const LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", stack: "Stack" };
+const LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", acquired: "Acquired", stack: "Stack" };
 
 export class SeriesSource {
   constructor(config) {
@@ -35,6 +35,7 @@ export class SeriesSource {
   planeLabel(plane) {
     const label = LABELS[plane] || plane;
     if (!this.isVolume) return label;
+    if (plane === "acquired") return `${label} (as stored, oblique)`;
     if (plane !== this.config.nativePlane) return `${label} (reconstruction)`;
     return this.config.nativeExact ? label : `${label} (resampled)`;
   }
