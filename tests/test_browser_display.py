@@ -191,11 +191,22 @@ def test_presets_invert_colour_maps_slab_png_and_fps(page, live_server, small_ct
     assert page.input_value("#colormap") == "rainbow"
     page.wait_for_selector(".vp-colorbar:not([hidden])")
 
-    # -- slab projections: the mode and thickness go on the image URLs (and into the cache key)
+    # -- slab projections: the mode and thickness go on the image URLs (and into the cache key),
+    # at most as thick as the plane: 8 mm across the 8 axial slices, 200 mm on the coronal plane
+    page.select_option("#slab-mode", "mip")
+    assert page.input_value("#slab-mm") == "8"
+    assert page.inner_text("#toolbar-note") == "Slab thickness is 1–8 mm: set to 8 mm."
+    wait_for_image(page, "img.dataset.src.includes('mode=mip&slab=8')")
+    page.select_option("#slab-mode", "")
+    page.locator(".vp-canvas").first.click()
+    page.keyboard.press("c")  # the coronal plane
+    wait_for_image(page, "img.dataset.src.includes('/coronal/')")
+    page.select_option("#slab-mode", "mip")
+    page.fill("#slab-mm", "10")
     with page.expect_request(lambda request: "mode=mip&slab=10" in request.url):
-        page.select_option("#slab-mode", "mip")
-    wait_for_image(page, "img.dataset.src.includes('mode=mip&slab=10')")
-    assert page.is_enabled("#slab-mm")
+        page.press("#slab-mm", "Enter")
+    mip = wait_for_image(page, "img.dataset.src.includes('mode=mip&slab=10')")
+    assert "/coronal/" in mip["src"] and page.is_enabled("#slab-mm")
     page.fill("#slab-mm", "500")
     with page.expect_request(lambda request: "mode=mip&slab=200" in request.url):
         page.press("#slab-mm", "Enter")

@@ -9,7 +9,6 @@
 // (`viewport.display`): every viewport has its own colour map, invert and slab.
 
 const STORE = "dicomviewer.colormap.";
-export const VOLUME_PLANES = ["axial", "coronal", "sagittal"];
 export const SLAB_MODES = { mip: "MIP", minip: "MinIP", avg: "Average" };
 export const SLAB_MM = { min: 1, max: 200 };
 export const FPS = { min: 1, max: 60 };
@@ -90,9 +89,21 @@ function rememberColormap(modality, name) {
   }
 }
 
+/** Can this viewport show slabs: a plane of a volume (images a step apart, `step_mm`)? */
+export function slabbable(viewport) {
+  return Boolean(viewport.source.isVolume && viewport.info.step_mm);
+}
+
+/** The thickest slab of a viewport's plane (mm): its extent, at most SLAB_MM.max. */
+export function slabMax(viewport) {
+  const extent = Math.floor(viewport.info.count * viewport.info.step_mm);
+  return Math.max(SLAB_MM.min, Math.min(SLAB_MM.max, extent));
+}
+
 /** `mode=mip&slab=10` for a viewport's image URLs, or "" (no slab, or not a volume plane). */
-export function slabQuery(display, plane, isVolume) {
-  if (!display?.slabMode || !isVolume || !VOLUME_PLANES.includes(plane)) return "";
+export function slabQuery(viewport) {
+  const display = viewport?.display;
+  if (!display?.slabMode || !slabbable(viewport)) return "";
   return `mode=${display.slabMode}&slab=${display.slabMm}`;
 }
 
@@ -394,10 +405,12 @@ export class DisplayControls {
     this.invertButton.disabled = viewport.source.isColor;
     this.invertButton.setAttribute("aria-pressed", String(display.invert));
     this.colormap.value = display.colormap;
-    const slabbable = viewport.source.isVolume && VOLUME_PLANES.includes(viewport.plane);
-    this.slabMode.disabled = !slabbable;
-    this.slabMm.disabled = !slabbable || !display.slabMode;
-    this.slabMode.title = slabbable ? "Slab projection over a thickness (mm)" : "Slabs need a volume plane (axial, coronal or sagittal)";
+    const can = slabbable(viewport);
+    this.slabMode.disabled = !can;
+    this.slabMm.disabled = !can || !display.slabMode;
+    this.slabMode.title = can ? "Slab projection over a thickness (mm)" : "Slabs need a plane of a volume";
+    this.slabMm.max = String(can ? slabMax(viewport) : SLAB_MM.max);
+    this.slabMm.title = `Slab thickness, ${SLAB_MM.min}–${this.slabMm.max} mm`;
     this.slabMode.value = display.slabMode;
     this.slabMm.value = String(display.slabMm);
   }
@@ -430,7 +443,8 @@ export class DisplayControls {
     const viewport = this.viewport;
     if (!viewport) return;
     const mode = this.slabMode.value in SLAB_MODES ? this.slabMode.value : "";
-    const mm = clampField(this.slabMm, SLAB_MM, viewport.display.slabMm, "Slab thickness", "mm", (text) => this.say(text));
+    const bounds = { min: SLAB_MM.min, max: slabMax(viewport) }; // the server refuses slabs thicker than the plane
+    const mm = clampField(this.slabMm, bounds, viewport.display.slabMm, "Slab thickness", "mm", (text) => this.say(text));
     viewport.display.slabMode = mode;
     viewport.display.slabMm = mm;
     this.sync();

@@ -125,7 +125,7 @@ class Viewer {
     let key = `${viewport.source.id}:${plane}/${index}`;
     const query = [];
     if (window && !viewport.windowIsDefault) query.push(`wc=${window.center}&ww=${window.width}`);
-    const slab = slabQuery(viewport.display, plane, viewport.source.isVolume); // h-ui: mode=mip|minip|avg&slab=<mm>
+    const slab = plane === viewport.plane ? slabQuery(viewport) : ""; // h-ui: mode=mip|minip|avg&slab=<mm>
     if (slab) query.push(slab);
     if (query.length) key += `?${query.join("&")}`;
     return key;
