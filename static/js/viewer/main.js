@@ -3,6 +3,7 @@
 // side by side (MPR) with a shared crosshair; window/level, cine, keyboard shortcuts, metadata
 // and the tag browser.
 import { getJSON, sleep } from "../api.js";
+import { DisplayControls, slabQuery } from "./display.js"; // h-ui
 import {
   clampIndex,
   dot,
@@ -77,6 +78,7 @@ class Viewer {
     this._bindPresets();
     this._bindToolbar();
     this._bindRail();
+    this.display = new DisplayControls(this); // h-ui: invert, colour map, slab, PNG, fps, phone toolbar
     this._bindKeys();
     const wanted = this._readHash();
     this.linked = wanted.linked;
@@ -123,7 +125,11 @@ class Viewer {
   imageKey(plane, index, window, viewport = this.active) {
     if (window === undefined) window = viewport.window;
     let key = `${viewport.source.id}:${plane}/${index}`;
-    if (window && !viewport.windowIsDefault) key += `?wc=${window.center}&ww=${window.width}`;
+    const query = [];
+    if (window && !viewport.windowIsDefault) query.push(`wc=${window.center}&ww=${window.width}`);
+    const slab = plane === viewport.plane ? slabQuery(viewport) : ""; // h-ui: mode=mip|minip|avg&slab=<mm>
+    if (slab) query.push(slab);
+    if (query.length) key += `?${query.join("&")}`;
     return key;
   }
 
@@ -370,6 +376,7 @@ class Viewer {
     if (viewport) this._windowChanged(viewport.windowOption);
     this._drawLines();
     this._syncToolbar();
+    this.display?.sync(); // h-ui: the toolbar shows the active viewport's display settings
     this._describeCurrent();
   }
 
@@ -498,7 +505,7 @@ class Viewer {
     } else {
       options.push(["default", source.isColor ? "Colour image" : "Default"]);
     }
-    source.presets.forEach((preset, i) => options.push([String(i), `${i + 1} · ${preset.name}`]));
+    source.presets.forEach((preset, i) => options.push([String(i), i < 9 ? `${i + 1} · ${preset.name}` : preset.name]));
     options.push(["custom", "Custom"]);
     select.replaceChildren();
     for (const [value, label] of options) {
@@ -605,7 +612,7 @@ class Viewer {
         const fps = Math.min(60, Math.max(1, Number(fpsInput.value) || 12));
         const started = performance.now();
         const next = (viewport.index + 1) % viewport.count;
-        const key = this.imageKey(viewport.plane, next);
+        const key = viewport.key(next);
         // wait for the next image rather than skipping it
         for (let waited = 0; !this.loader.ready(key) && waited < 5000 && this.cinePlaying; waited += 20) await sleep(20);
         if (!this.cinePlaying) break;
@@ -855,12 +862,17 @@ class Viewer {
         l: () => this.setLinked(!this.linked),
         i: () => this.showPanel(this.panel === "metadata" ? null : "metadata"),
         t: () => this.showPanel(this.panel === "tags" ? null : "tags"),
-        o: () => this.container.classList.toggle("overlay-off"),
+        o: () => {
+          this.container.classList.toggle("overlay-off");
+          for (const viewport of this.viewports) if (viewport.view.fitted) viewport.fit(); // h-ui: phones fit around overlays
+        },
+        n: () => this.display.toggleInvert(), // h-ui
+        k: () => this.display.nextColormap(), // h-ui
         "?": () => document.getElementById("help").showModal(),
         Escape: () => (this.measure?.draft ? this.measure.cancel() : this.showPanel(null)),
         0: () => this.resetWindow(),
       };
-      for (let i = 1; i <= 6; i++) actions[String(i)] = () => this.applyPreset(i - 1);
+      for (let i = 1; i <= 9; i++) actions[String(i)] = () => this.applyPreset(i - 1);
       const action = actions[key] || actions[key.toLowerCase()];
       if (!action || event.ctrlKey || event.metaKey) return;
       event.preventDefault();

@@ -5,6 +5,7 @@
 // flash. While the window is being dragged, an SVG filter stretches the image on screen to the
 // new window at once; the properly rendered image replaces it when it arrives.
 
+import { applyDisplay, buildColourBar, DisplayState, filterMarkup, fitInsets } from "./display.js"; // h-ui
 import { edgeLetters, slicePosition } from "./geometry.js";
 
 let serial = 0;
@@ -49,6 +50,7 @@ export class Viewport {
     this.direction = 1;
     this.pointers = new Map();
     this.wheelRest = 0;
+    this.display = new DisplayState(source); // h-ui: invert, colour map, slab of this viewport
     this._build(title, color, letters);
     this._bind();
   }
@@ -71,13 +73,12 @@ export class Viewport {
     this.svg = document.createElementNS(SVG, "svg");
     this.svg.setAttribute("preserveAspectRatio", "none");
     this.stage.append(this.svg);
-    // window preview filter
+    // window preview, invert and colour map: one table per channel (h-ui, display.js)
     const defs = document.createElementNS(SVG, "svg");
     defs.setAttribute("width", "0");
     defs.setAttribute("height", "0");
     defs.style.position = "absolute";
-    defs.innerHTML = `<filter id="wl-${this.id}" color-interpolation-filters="sRGB"><feComponentTransfer>
-      <feFuncR type="linear"/><feFuncG type="linear"/><feFuncB type="linear"/></feComponentTransfer></filter>`;
+    defs.innerHTML = filterMarkup(this.id);
     canvas.append(defs);
     this.funcs = [...defs.querySelectorAll("feFuncR, feFuncG, feFuncB")];
     this.ov = {};
@@ -85,6 +86,7 @@ export class Viewport {
     this.letters = {};
     for (const edge of ["top", "bottom", "left", "right"]) this.letters[edge] = el("div", `vp-letter ${edge}`, canvas);
     if (letters) this.setLetters(letters);
+    buildColourBar(this, canvas); // h-ui
     el("div", "vp-busy", canvas);
     this.message = el("div", "vp-message", canvas);
     this.message.setAttribute("role", "status");
@@ -174,6 +176,11 @@ export class Viewport {
     this.prefetch();
   }
 
+  /** The loader's key of image `index` here (h-ui: with this viewport's slab). */
+  key(index, window = this.window) {
+    return this.viewer.imageKey(this.plane, index, window, this);
+  }
+
   prefetch() {
     const cine = this.viewer.cinePlaying && this.viewer.active === this;
     const ahead = cine ? 48 : 24;
@@ -227,23 +234,11 @@ export class Viewport {
     this.viewer.onImageShown?.(this, meta.index); // hook for overlays drawn per image (segments.js)
   }
 
-  // ---- window preview --------------------------------------------------------------------
-  /** Stretch the image on screen from the window it was rendered at to the current one. */
+  // ---- window preview, invert, colour map -------------------------------------------------
+  /** Stretch the image on screen from the window it was rendered at to the current one, and
+   *  apply this viewport's invert and colour map (h-ui: display.js). */
   preview() {
-    const shown = this.displayed?.window;
-    const wanted = this.window;
-    if (!shown || !wanted || (shown.center === wanted.center && shown.width === wanted.width)) {
-      this.img.style.filter = "";
-      return;
-    }
-    const slope = shown.width / wanted.width;
-    let intercept = (shown.center - wanted.center) / wanted.width + 0.5 - slope / 2;
-    if (this.source.inverted) intercept = 1 - slope - intercept;
-    for (const func of this.funcs) {
-      func.setAttribute("slope", String(slope));
-      func.setAttribute("intercept", String(intercept));
-    }
-    this.img.style.filter = `url(#wl-${this.id})`;
+    applyDisplay(this);
   }
 
   // ---- window -----------------------------------------------------------------------------
@@ -262,11 +257,13 @@ export class Viewport {
 
   // ---- zoom and pan ----------------------------------------------------------------------
   fit() {
-    const width = this.canvas.clientWidth;
-    const height = this.canvas.clientHeight;
-    if (!width || !height) return;
+    const inset = fitInsets(this); // h-ui: room for the overlays beside the image on phones
+    const width = this.canvas.clientWidth - inset.left - inset.right;
+    const height = this.canvas.clientHeight - inset.top - inset.bottom;
+    if (width <= 0 || height <= 0) return;
     const scale = Math.min(width / this.size.w, height / this.size.h);
-    this.view = { scale, x: (width - this.size.w * scale) / 2, y: (height - this.size.h * scale) / 2, fitted: true };
+    const x = inset.left + (width - this.size.w * scale) / 2;
+    this.view = { scale, x, y: inset.top + (height - this.size.h * scale) / 2, fitted: true };
     this._apply();
   }
 
