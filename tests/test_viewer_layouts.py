@@ -188,7 +188,7 @@ def test_series_stored_before_the_field_get_their_frame_of_reference_from_a_stor
     thin, thick = two_series
     frame = thin.frame_of_reference_uid
     Series.objects.update(frame_of_reference_uid="")
-    migration = importlib.import_module("studies.migrations.0006_h_layout_frame_of_reference")
+    migration = importlib.import_module("studies.migrations.0006_series_frame_of_reference")
     from django.apps import apps
 
     migration.fill_frame_of_reference(apps, None)
