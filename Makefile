@@ -35,8 +35,11 @@ DEMO_USER ?= admin
 demo: install
 	$(PY) manage.py make_demo_study --user $(DEMO_USER)
 
+# The suite in TEST_WORKERS processes (pytest-xdist; each has its own test database, media folder
+# and Celery queues). TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS)) $(PYTEST_ARGS)
 
 # Each parser's atheris harness (fuzz/) for FUZZ_SECONDS; failing inputs land in var/fuzz/crashes/.
 FUZZ_SECONDS ?= 60

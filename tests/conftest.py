@@ -173,7 +173,9 @@ class WorkerProcess:
         from dicomviewer.celery import app
 
         app.conf.task_default_queue = self._previous_queue
-        stop_group(self.process)
+        # a warm shutdown waits for the tasks under way (a render queued by the test's last upload
+        # can hold it for the whole timeout): nothing after a test needs them
+        stop_group(self.process, timeout=2)
         self._log.close()
 
 

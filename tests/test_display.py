@@ -149,18 +149,26 @@ def test_pet_presets_in_stored_units_and_suv_windows_with_a_factor(api, client, 
     assert upload.status == "done", upload.error
     pet = Series.objects.get(study__owner=user, modality="PT")
     assert set(pet.planes) == {"axial", "coronal", "sagittal"}  # axis-aligned: no acquired plane
+    # this PET's header allows SUVbw (weight, dose, decay): SUV windows first, in stored units
+    factor = pet.layout["values"]["suv_factor"]
+    assert factor == pytest.approx(2.9448e-4, rel=1e-3)
+    presets = api.get(f"/api/series/{pet.pk}/").json()["presets"]
+    assert [p["name"] for p in presets] == ["SUV 0 – 5", "SUV 0 – 10", "SUV 0 – 15", "0 – p99.5", "0 – max"]
+    assert presets[0]["width"] == pytest.approx(5 / factor, abs=1) and presets[0]["center"] == pytest.approx(
+        2.5 / factor, abs=1
+    )
+    client.force_login(user)
+    assert viewer_config(client, pet)["presets"] == presets
+
+    # a PET whose header does not allow SUV: windows in stored units only
+    Series.objects.filter(pk=pet.pk).update(
+        layout={**pet.layout, "values": {"unit": "BQML", "suv_factor": None, "suv_problem": "No SUV: no dose"}}
+    )
     presets = api.get(f"/api/series/{pet.pk}/").json()["presets"]
     assert [p["name"] for p in presets] == ["0 – p99.5", "0 – max"]
     top, peak = (p["center"] + p["width"] / 2 for p in presets)
     assert all(p["center"] == pytest.approx(p["width"] / 2, abs=1) for p in presets)  # every window starts at 0
     assert 1000 < top < peak <= 66261  # Bq/ml: the stored maximum is 66260.8
-    client.force_login(user)
-    assert viewer_config(client, pet)["presets"] == presets
-
-    Series.objects.filter(pk=pet.pk).update(layout={**pet.layout, "values": {"suv_factor": 0.0002}})
-    presets = api.get(f"/api/series/{pet.pk}/").json()["presets"]
-    assert [p["name"] for p in presets[:3]] == ["SUV 0 – 5", "SUV 0 – 10", "SUV 0 – 15"]
-    assert (presets[0]["center"], presets[0]["width"]) == (12500, 25000)  # 0 to 5 SUV = 0 to 25,000 Bq/ml
     assert viewer_config(client, Series.objects.get(pk=pet.pk))["presets"] == presets
 
 
