@@ -80,6 +80,24 @@ def attribute(keyword_or_tag: str | int, value) -> tuple[str, dict]:
     return tag_hex(tag), entry
 
 
+# Attributes OHIF v3 reads without checking that a Value is there. PS3.18 F.2 lets an empty attribute
+# be sent as {"vr": ...} without Value, but OHIF throws on that for these, and an exception while
+# parsing one study of a QIDO answer loses the whole study list; an absent attribute it handles. So
+# QIDO answers leave these out when empty (everything else stays as it was, empty attributes included):
+# ModalitiesInStudy (00080061) and Modality (00080060): platform/core/src/DICOMWeb/getModalities.js,
+# called by processResults in extensions/default/src/DicomWebDataSource/qido.js for the study list,
+# reads ModalitiesInStudy.Value.length (and, in older releases, Modality.Value.indexOf) unguarded.
+# Every other attribute OHIF reads from QIDO goes through getString/getName/getNumber (DICOMWeb/*.js),
+# which take {"vr": ...} as empty; WADO-RS metadata goes through dcmjs naturalizeDataset (no Value ->
+# null) and MetadataProvider.ts, which tests with `if`/`== null` before use.
+OHIF_NEEDS_VALUE = frozenset({0x00080060, 0x00080061})
+
+
+def omit_empty_for_ohif(obj: dict) -> dict:
+    """``obj`` (a top-level DICOM JSON object) without valueless entries OHIF cannot read (see above)."""
+    return {key: entry for key, entry in obj.items() if "Value" in entry or int(key, 16) not in OHIF_NEEDS_VALUE}
+
+
 def attributes(pairs: Iterable[tuple[str | int, object]]) -> dict:
     """A DICOM JSON object from (keyword or tag, value) pairs, keys in tag order."""
     out = dict(attribute(key, value) for key, value in pairs)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
 
-from dicomweb.dicomjson import attributes, keyword_of, parse_tag
+from dicomweb.dicomjson import attributes, keyword_of, omit_empty_for_ohif, parse_tag
 from dicomweb.matching import has_wildcards, wildcard_q
 from studies.api.filters import modality_q
 
@@ -301,10 +301,13 @@ INSTANCE_DEFAULT = {
 
 def answer(values: dict[str, object], default: set[str], query: Query) -> dict:
     """The DICOM JSON object of one match: the level's default attributes, the matching keys
-    and whatever includefield asked for (all available ones for 'all')."""
+    and whatever includefield asked for (all available ones for 'all'); an empty ModalitiesInStudy or
+    Modality is left out rather than sent without Value (OHIF's study list throws on it: dicomjson.py)."""
     wanted = {parse_tag(keyword) for keyword in default} | set(query.matches) | query.includes
-    return attributes(
-        (keyword, value) for keyword, value in values.items() if query.include_all or parse_tag(keyword) in wanted
+    return omit_empty_for_ohif(
+        attributes(
+            (keyword, value) for keyword, value in values.items() if query.include_all or parse_tag(keyword) in wanted
+        )
     )
 
 
