@@ -5,6 +5,7 @@ filesystem Celery broker under ``var/``, media under ``media/``.
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -72,6 +73,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served from here, no CDN
     "axes",
+    "corsheaders",  # checks CORS_ORIGINS' form at start; its middleware only when CORS_ORIGINS is set
     "audit",
     "studies",
     "annotations",
@@ -80,8 +82,25 @@ INSTALLED_APPS = [
     "viewer",
 ]
 
+# Cross-origin DICOMweb (an OHIF served from another origin), django-cors-headers: off unless
+# CORS_ORIGINS lists exact origins ("https://ohif.example.org"); then only /dicomweb/ answers them.
+# Such clients send a bearer token; credentials (cookies) are never allowed, so a foreign page
+# cannot ride a signed-in user's session. "*" is refused (see the end of this file).
+CORS_ORIGINS = env_list("CORS_ORIGINS")
+CORS_ALLOWED_ORIGINS = [origin.rstrip("/") for origin in CORS_ORIGINS]
+CORS_URLS_REGEX = r"^/dicomweb/"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_METHODS = ["GET", "HEAD", "POST", "OPTIONS"]
+CORS_ALLOW_HEADERS = ["authorization", "accept", "content-type"]
+CORS_EXPOSE_HEADERS = ["Content-Type", "Content-Length", "Content-Location", "Location", "Warning", "X-Request-ID"]
+CORS_PREFLIGHT_MAX_AGE = 600
+# First after the request metrics: a preflight is answered before sessions, CSRF, authentication
+# and rate limits, and every answer (401, 404, 429 too) gets the headers, so the client can read it.
+CORS_MIDDLEWARE = ["corsheaders.middleware.CorsMiddleware"] if CORS_ALLOWED_ORIGINS else []
+
 MIDDLEWARE = [
     "dicomviewer.metrics.RequestMetricsMiddleware",
+    *CORS_MIDDLEWARE,
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -462,8 +481,18 @@ def _production_problems() -> list[str]:
         problems.append("the database password in DATABASE_URL is a placeholder")
     if AWS_STORAGE_BUCKET_NAME and (AWS_SECRET_ACCESS_KEY or "").lower() in placeholders - {""}:
         problems.append("AWS_SECRET_ACCESS_KEY is a placeholder")
+    local = re.compile(r"^http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?$")  # a viewer on this machine
+    plain = [origin for origin in CORS_ALLOWED_ORIGINS if not origin.startswith("https://") and not local.match(origin)]
+    if plain:
+        problems.append(f"CORS_ORIGINS lists origins that are not https:// ({', '.join(plain)})")
     return problems
 
+
+if "*" in CORS_ALLOWED_ORIGINS or "null" in CORS_ALLOWED_ORIGINS:
+    raise ImproperlyConfigured(
+        "CORS_ORIGINS: list the exact origins allowed to use /dicomweb/ (e.g. https://ohif.example.org); "
+        "'*' and 'null' are refused: any page could then read what a token opens."
+    )
 
 if PRODUCTION and _production_problems():
     raise ImproperlyConfigured(
