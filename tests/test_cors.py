@@ -126,3 +126,25 @@ def test_cors_origins_from_the_environment(tmp_path):
     assert plain.returncode != 0 and "CORS_ORIGINS lists origins that are not https://" in last
     fine = settings_from(tmp_path, **production, CORS_ORIGINS=f"{OHIF},http://127.0.0.1:3000")
     assert fine.returncode == 0, fine.stderr[-500:]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_foreign_ohif_lists_and_reads_a_real_ct(small_ct, cors_on, bearer):
+    """The calls OHIF v3 makes to open a study, from its own origin, each readable there."""
+    study_uid = small_ct.study.study_instance_uid
+    base = f"/dicomweb/studies/{study_uid}/series/{small_ct.series_instance_uid}"
+    listed = cors_on.get("/dicomweb/studies", {"limit": "101", "offset": "0"}, HTTP_ORIGIN=OHIF, **bearer)
+    assert listed.status_code == 200 and len(listed.json()) == 1
+    metadata = cors_on.get(base + "/metadata", HTTP_ORIGIN=OHIF, HTTP_ACCEPT="application/dicom+json", **bearer)
+    assert metadata.status_code == 200 and len(metadata.json()) == 8
+    instance = metadata.json()[0]["00080018"]["Value"][0]
+    frame = cors_on.get(
+        f"{base}/instances/{instance}/frames/1",
+        HTTP_ORIGIN=OHIF,
+        HTTP_ACCEPT='multipart/related; type="application/octet-stream"; transfer-syntax=*',
+        **bearer,
+    )
+    assert frame.status_code == 200 and frame["Content-Type"].startswith("multipart/related")
+    for response in (listed, metadata, frame):
+        headers = cors_headers(response)
+        assert headers["access-control-allow-origin"] == OHIF and "access-control-allow-credentials" not in headers
