@@ -364,15 +364,8 @@ def nearest_image(volume: Volume, data: np.ndarray, plane: Plane, index: int) ->
     height, width = plane.height, plane.width
     if len(data) == 0:
         return np.zeros((height, width), dtype=data.dtype)
-    geometry = Resampler(volume, data[:1], fill=0)  # its matrices only: nothing is interpolated
-    steps = geometry._to_voxel @ np.column_stack(
-        [
-            np.asarray(plane.x_dir) * plane.pixel_mm,
-            np.asarray(plane.y_dir) * plane.pixel_mm,
-            np.asarray(plane.step_dir) * plane.step_mm,
-        ]
-    )
-    base = geometry._to_voxel @ (np.asarray(plane.world(index, 0, 0)) - volume.origin)
+    # the plane's voxel grid, as the image resampler maps it (nothing is interpolated here)
+    base, steps = Resampler(volume, data[:1], fill=0)._geometry(plane, index)
     i = np.arange(width, dtype=float)[None, :]
     j = np.arange(height, dtype=float)[:, None]
     coords = []
