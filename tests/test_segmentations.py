@@ -92,6 +92,10 @@ def test_pet_seg_overlay_lies_where_the_seg_frames_are(pet_seg, api, user, other
     for url, status in [
         (template.format(plane="axial", index=first_index) + "?segments=7", 400),
         (template.format(plane="axial", index=first_index) + "?segments=a", 400),
+        (
+            template.format(plane="axial", index=first_index) + "?segments=\u00b2",
+            400,
+        ),  # a digit to isdigit(), not to int()
         (template.format(plane="stack", index=0), 404),
         (template.format(plane="axial", index=axial["count"]), 404),
         (template.replace(f"/v{pet.render_version}-", "/v99-").format(plane="axial", index=0), 404),

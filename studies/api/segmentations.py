@@ -118,7 +118,7 @@ def parse_segments(value: str | None, numbers: list[int]) -> list[int] | None:
     for part in (p.strip() for p in value.split(",")):
         if not part:
             continue
-        if not part.isdigit() or int(part) not in numbers:
+        if not (part.isascii() and part.isdigit()) or int(part) not in numbers:
             raise ValidationError(
                 {"detail": f"'{part[:20]}' is not a segment of this segmentation ({', '.join(map(str, numbers))})."}
             )
