@@ -16,13 +16,12 @@ import {
 } from "./geometry.js";
 import { ImageLoader } from "./loader.js";
 import { Segments } from "./segments.js";
-import { fetchSeriesConfig, SeriesSource } from "./series.js";
+import { fetchSeriesConfig, LABELS, SeriesSource } from "./series.js";
 import { Measurements } from "./measure.js";
 import { HeaderPanel } from "./tags.js";
 import { formatNumber, SERIES_MIME, Viewport } from "./viewport.js";
 
 const COLORS = { axial: "#38bdf8", coronal: "#4ade80", sagittal: "#fb923c", acquired: "#e879f9", stack: "#3b82f6" };
-const LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", acquired: "Acquired", stack: "Stack" };
 const MPR = ["axial", "coronal", "sagittal"];
 const GRIDS = { "1x1": 1, "1x2": 2, "2x2": 4 }; // layouts of viewports, each its own series and plane
 const VIEWPORT_COLORS = ["#38bdf8", "#facc15", "#4ade80", "#f472b6"]; // outline and reference lines
@@ -40,7 +39,7 @@ class Viewer {
     this.pageSource = new SeriesSource(config);
     this.sources = new Map([[this.pageSource.id, this.pageSource]]);
     this.loading = new Map(); // series id -> promise of its config
-    this.failed = new Set(); // series ids refused (404) or not ready: not shown
+    this.failed = new Set(); // series ids refused (404): not shown; one not ready yet is tried again
     this.series = config.series;
     this.planes = this.series.planes;
     this.version = this.series.render_version;
@@ -143,22 +142,9 @@ class Viewer {
     return this._keySource(key).url(plane, index, query);
   }
 
-  /** Seconds the page series' image URLs stay valid. */
-  imageUrlsLeft() {
-    return this.pageSource.imageUrlsLeft();
-  }
-
-  /** New signed URLs of the page's series (or `source`) when about to expire (or `force`). */
-  renewImageUrls(force, source = this.pageSource) {
-    return source.renewImageUrls(force);
-  }
-
-  currentWindow() {
-    return this.active?.window ?? null;
-  }
 
   get window() {
-    return this.currentWindow();
+    return this.active?.window ?? null;
   }
 
   get windowName() {
@@ -246,7 +232,7 @@ class Viewer {
    *  is left out (the page's series takes its place) and the pill says why. */
   _loadThen(slots, layout, seq) {
     Promise.allSettled(slots.map((slot) => this.loadSource(slot.id))).then((results) => {
-      results.forEach((result, n) => result.status === "rejected" && this.failed.add(slots[n].id));
+      results.forEach((result, n) => result.status === "rejected" && result.reason.refused && this.failed.add(slots[n].id));
       const refused = results.find((result) => result.status === "rejected");
       if (refused) this.setPill(`A series of this layout cannot be shown: ${refused.reason.message}`, true);
       if (seq === this.layoutSeq) this.setLayout(layout);

@@ -8,10 +8,10 @@
 // /probe endpoints (computed on the stored values); their errors are shown in the panel.
 import { csrfToken, getJSON } from "../api.js";
 import { planeWorld, worldToPlane } from "./geometry.js";
+import { LABELS as PLANE_LABELS } from "./series.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 export const MEASURE_TOOLS = ["length", "angle", "ellipse", "rectangle", "probe"];
-const PLANE_LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", stack: "Stack" };
 const KIND_LABELS = { length: "Length", angle: "Angle", ellipse: "Ellipse", rectangle: "Rectangle", probe: "Probe" };
 const COLOR = "#facc15";
 const DRAFT = "#22d3ee";

@@ -44,7 +44,7 @@ export class Segments {
   show(viewport, index) {
     if (!this.items.length || !PLANES.includes(viewport.plane)) return;
     // only over the series these segmentations were listed for (a layout may show others)
-    const series = viewport.source?.id ?? this.viewer.series.id;
+    const series = viewport.source.id;
     if (series !== this.viewer.series.id) {
       this.states.get(viewport)?.canvas.remove();
       return;

@@ -3,7 +3,7 @@
 // its signed image URLs, renewed before they expire (each series its own).
 import { getJSON } from "../api.js";
 
-const LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", acquired: "Acquired", stack: "Stack" };
+export const LABELS = { axial: "Axial", coronal: "Coronal", sagittal: "Sagittal", acquired: "Acquired", stack: "Stack" };
 
 export class SeriesSource {
   constructor(config) {
@@ -77,7 +77,7 @@ export async function fetchSeriesConfig(template, id) {
   try {
     return await getJSON(template.replace("{id}", String(id)));
   } catch (error) {
-    if (error.status === 404) throw new Error("it does not exist or is not shared with you.");
+    if (error.status === 404) throw Object.assign(new Error("it does not exist or is not shared with you."), { refused: true });
     throw error;
   }
 }
