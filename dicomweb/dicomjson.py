@@ -90,12 +90,12 @@ def attribute(keyword_or_tag: str | int, value) -> tuple[str, dict]:
 # Every other attribute OHIF reads from QIDO goes through getString/getName/getNumber (DICOMWeb/*.js),
 # which take {"vr": ...} as empty; WADO-RS metadata goes through dcmjs naturalizeDataset (no Value ->
 # null) and MetadataProvider.ts, which tests with `if`/`== null` before use.
-OHIF_NEEDS_VALUE = frozenset({0x00080060, 0x00080061})
+OHIF_NEEDS_VALUE = frozenset({"00080060", "00080061"})
 
 
 def omit_empty_for_ohif(obj: dict) -> dict:
     """``obj`` (a top-level DICOM JSON object) without valueless entries OHIF cannot read (see above)."""
-    return {key: entry for key, entry in obj.items() if "Value" in entry or int(key, 16) not in OHIF_NEEDS_VALUE}
+    return {key: entry for key, entry in obj.items() if "Value" in entry or key.upper() not in OHIF_NEEDS_VALUE}
 
 
 def attributes(pairs: Iterable[tuple[str | int, object]]) -> dict:

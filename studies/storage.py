@@ -96,7 +96,7 @@ def window_image_name(series_id: int, version: int, plane: str, index: int, wind
     a slab) is cached on the host that rendered it (scratch)."""
     folder = f"{_num(window.center)}_{_num(window.width)}" if window else "default"
     if slab is not None:
-        folder += f"_{slab.mode}{_num(slab.thickness_mm)}"
+        folder += f"_{slab.key}"
     return f"windows/{series_id}/v{version}/{folder}/{plane}/{index}.png"
 
 

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from studies.api.serializers import SeriesSerializer
 from studies.imaging.planes import ACQUIRED, STACK
-from studies.imaging.presets import CT_PRESETS, layout_presets  # noqa: F401  (CT_PRESETS: where they were)
+from studies.imaging.presets import layout_presets
 from studies.models import Series, Upload
 from studies.services import segmentations
 from studies.services.ingest import upload_progress

@@ -21,7 +21,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
         "without geometry.",
     )
     plane = serializers.ChoiceField(
-        choices=["axial", "coronal", "sagittal", "stack"],
+        choices=["axial", "coronal", "sagittal", "acquired", "stack"],
         help_text="The plane it was drawn on (one the series has: see planes in /api/series/<id>/).",
     )
     values = serializers.DictField(

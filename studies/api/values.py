@@ -39,8 +39,7 @@ def _number(params, name: str) -> float:
 
 class ValuesView(APIView):
     def get(self, request, pk: int, plane: str, index: int):
-        # the image path's one- or two-query form of series_visible_to (same rules): building the
-        # general queryset's subqueries cost more than the answer itself (bench: values)
+        # the image path's one- or two-query form of series_visible_to (same rules)
         series = selectors.visible_series(request.user, pk)
         if series is None:
             raise Http404
