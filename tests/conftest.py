@@ -329,6 +329,20 @@ def stop_group(process, timeout: float = 30) -> None:
         process.wait(timeout=10)
 
 
+def require_tool(name: str) -> str:
+    """The path of command-line tool ``name``; a test without it is skipped, except in CI, which
+    installs it (.ci/run): there a missing tool must fail, not pass quietly."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 def needs_servers(what: str):
     """Skip unless the tests run on PostgreSQL and Redis (as CI's second pass does)."""
     from django.conf import settings

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import math
-import shutil
 import subprocess
 import warnings
 
@@ -16,7 +15,7 @@ import pytest
 
 from audit.models import AuditEvent
 from studies.models import Instance, StudyShare
-from tests.conftest import api_client_for, stored_bytes
+from tests.conftest import api_client_for, require_tool, stored_bytes
 from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -249,11 +248,10 @@ def test_sr_export_is_a_tid1500_report_ohif_and_dcmtk_read(small_ct, api, user, 
     event = AuditEvent.objects.get(user=user, action=AuditEvent.Action.ANNOTATION_EXPORT)
     assert event.object_id == str(small_ct.pk) and event.detail["measurements"] == 5
 
-    if shutil.which("dsrdump") is None:
-        pytest.skip("dcmtk's dsrdump is not installed (CI installs dcmtk)")
+    dsrdump = require_tool("dsrdump")
     path = tmp_path / "report.dcm"
     path.write_bytes(data)
-    dump = subprocess.run(["dsrdump", str(path)], capture_output=True, text=True, timeout=60)
+    dump = subprocess.run([dsrdump, str(path)], capture_output=True, text=True, timeout=60)
     problems = [line for line in dump.stderr.splitlines() if line.startswith(("E:", "F:"))]
     assert dump.returncode == 0 and not problems, dump.stderr  # (a W: says it cannot check UTF-8 text)
     assert "Imaging Measurement Report" in dump.stdout and dump.stdout.count("Measurement Group") == 5

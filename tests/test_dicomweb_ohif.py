@@ -5,7 +5,6 @@ must not empty OHIF's whole study list (issue 13). Files are generated with pydi
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 from studies.models import Upload
-from tests.conftest import ingest_zip, make_zip
+from tests.conftest import ingest_zip, make_zip, require_tool
 from tests.dicomgen import make_dataset, save
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -103,9 +102,7 @@ def test_modalities_in_study_still_matches_and_is_sent_when_asked(api, studies):
 
 
 def ohif_reads(answers: dict) -> list[dict]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    node = require_tool("node")
     done = subprocess.run([node, str(HARNESS)], input=json.dumps(answers), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"OHIF's study list would throw: {done.stderr.strip().splitlines()[:3]}"
     return json.loads(done.stdout)
