@@ -53,6 +53,15 @@ class AuditEvent(models.Model):
         ANNOTATION_CREATE = "annotation_create", "Measurement created"
         ANNOTATION_DELETE = "annotation_delete", "Measurement deleted"
         ANNOTATION_EXPORT = "annotation_export", "Measurements exported (DICOM SR)"
+        DICOM_REJECTED = "dicom_rejected", "DICOM association rejected"
+        DICOM_STORE = "dicom_store", "Instances received (C-STORE)"
+        DICOM_FIND = "dicom_find", "DICOM query (C-FIND)"
+        DICOM_SEND = "dicom_send", "Instances sent (C-GET / C-MOVE)"
+        DEID_EXPORT = "deid_export", "De-identified export"
+        DEID_COPY = "deid_copy", "Anonymised copy made"
+        LINK_CREATE = "link_create", "Share link created"
+        LINK_REVOKE = "link_revoke", "Share link revoked"
+        LINK_USE = "link_use", "Share link used"
 
     class Outcome(models.TextChoices):
         SUCCESS = "success"

@@ -46,6 +46,15 @@ EVENT_CODES = {
     A.ANNOTATION_CREATE: ("110103", "C"),  # DICOM Instances Accessed (a measurement made on them)
     A.ANNOTATION_DELETE: ("110103", "D"),
     A.ANNOTATION_EXPORT: ("110106", "R"),  # Export
+    A.DICOM_REJECTED: ("110113", "E"),  # Security Alert (unknown or refused calling AE)
+    A.DICOM_STORE: ("110104", "C"),  # DICOM Instances Transferred (received)
+    A.DICOM_FIND: ("110112", "E"),  # Query
+    A.DICOM_SEND: ("110104", "R"),  # DICOM Instances Transferred (sent)
+    A.DEID_EXPORT: ("110106", "R"),  # Export
+    A.DEID_COPY: ("110106", "R"),
+    A.LINK_CREATE: ("110113", "C"),  # Security Alert (access granted)
+    A.LINK_REVOKE: ("110113", "D"),
+    A.LINK_USE: ("110103", "R"),  # DICOM Instances Accessed
 }
 
 _recent_image_views: dict[tuple[int, int], float] = {}

@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "audit",
     "studies",
     "annotations",
+    "dicomnet",
     "tokens",
     "dicomweb",
     "viewer",
