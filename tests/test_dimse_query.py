@@ -1,0 +1,321 @@
+"""C-FIND, C-GET and C-MOVE (dicomnet/find.py, dicomnet/retrieve.py) driven by dcmtk's findscu,
+getscu and movescu against the handlers bound to a pynetdicom AE in this process: matching at
+every level, retrieval byte for byte (or decompressed when the peer takes only uncompressed data),
+move destinations, visibility between users and refused identifiers."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from audit.models import AuditEvent
+from dicomnet.find import handle_find
+from dicomnet.models import RemoteAE
+from dicomnet.retrieve import handle_get, handle_move
+from studies.models import Instance, Series, Study, Upload
+from tests.conftest import free_port, ingest_zip, make_zip, require_tool, shared_path, stored_bytes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SERVER_AE = "DICOMVIEWER"
+MR = "mr-transfer-syntaxes-dcmqats"  # one MR slice in nine transfer syntaxes, one series
+STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
+
+
+# --- a Query/Retrieve SCP with the handlers bound (the server of part A does the same) ----------
+
+
+def _bound(handler, permission: str):
+    def on_event(event):
+        remote = RemoteAE.objects.filter(ae_title=event.assoc.requestor.ae_title.strip()).first()
+        if remote is None or not getattr(remote, permission):
+            raise PermissionError("not allowed")
+        yield from handler(event, remote)
+
+    return on_event
+
+
+def _close_connections(event):
+    from django.db import connections
+
+    connections.close_all()  # this association thread's own
+
+
+@pytest.fixture
+def scp():
+    """Our AE on a free port: Study Root FIND/GET/MOVE, storage as SCU for C-GET (role selection)."""
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
+    from pynetdicom.sop_class import (
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelGet,
+        StudyRootQueryRetrieveInformationModelMove,
+    )
+
+    ae = AE(ae_title=SERVER_AE)
+    for sop_class in (
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelGet,
+        StudyRootQueryRetrieveInformationModelMove,
+    ):
+        ae.add_supported_context(sop_class)
+    for context in StoragePresentationContexts:
+        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES, scu_role=False, scp_role=True)
+    ae.add_requested_context("1.2.840.10008.1.1")
+    handlers = [
+        (evt.EVT_C_FIND, _bound(handle_find, "may_find")),
+        (evt.EVT_C_GET, _bound(handle_get, "may_retrieve")),
+        (evt.EVT_C_MOVE, _bound(handle_move, "may_retrieve")),
+        (evt.EVT_RELEASED, _close_connections),
+        (evt.EVT_ABORTED, _close_connections),
+    ]
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
+    yield port
+    server.shutdown()
+
+
+class StorageSCP:
+    """A second pynetdicom AE that keeps what it receives (a C-MOVE destination)."""
+
+    def __init__(self, ae_title: str):
+        from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
+
+        self.received: list[pydicom.Dataset] = []
+        self.lock = threading.Lock()
+        ae = AE(ae_title=ae_title)
+        for context in StoragePresentationContexts:
+            ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+        ae.add_supported_context("1.2.840.10008.1.1")
+        self.port = free_port()
+        self.server = ae.start_server(
+            ("127.0.0.1", self.port), block=False, evt_handlers=[(evt.EVT_C_STORE, self.on_store)]
+        )
+
+    def on_store(self, event):
+        ds = event.dataset
+        ds.file_meta = event.file_meta
+        with self.lock:
+            self.received.append(ds)
+        return 0x0000
+
+
+@pytest.fixture
+def destination():
+    store = StorageSCP("DEST")
+    yield store
+    store.server.shutdown()
+
+
+# --- data: alice has the nine-encodings MR and pydicom's CT; bob has pydicom's MR ----------------
+
+
+@pytest.fixture
+def studies(user, other_user, tmp_path, eager_celery):
+    files = {f"mr/{p.name}": p for p in sorted(shared_path(MR).glob("*.dcm"))}
+    files["ct/ct.dcm"] = Path(get_testdata_file("CT_small.dcm"))
+    upload = ingest_zip(user, make_zip(tmp_path / "alice.zip", files))
+    assert upload.status == Upload.Status.DONE, (upload.error, upload.skipped)
+    upload = ingest_zip(other_user, make_zip(tmp_path / "bob.zip", {"mr.dcm": Path(get_testdata_file("MR_small.dcm"))}))
+    assert upload.status == Upload.Status.DONE, (upload.error, upload.skipped)
+    for title, owner in (("ALICEAE", user), ("BOBAE", other_user)):
+        RemoteAE.objects.create(
+            ae_title=title, host="127.0.0.1", port=1, owner=owner, may_find=True, may_retrieve=True
+        )
+    return {
+        "mr": Study.objects.get(owner=user, series__modality="MR"),
+        "ct": Study.objects.get(owner=user, series__modality="CT"),
+        "bob": Study.objects.get(owner=other_user),
+    }
+
+
+def dcmtk(tool: str, port: int, keys: list[str], *options: str, aet: str = "ALICEAE") -> str:
+    """Run a dcmtk SCU against our AE (Study Root); its verbose output."""
+    command = [require_tool(tool), "-d", "-S", "-aet", aet, "-aec", SERVER_AE, *options, "127.0.0.1", str(port)]
+    for key in keys:
+        command += ["-k", key]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    return done.stdout + done.stderr
+
+
+def find(port: int, tmp_path: Path, keys: list[str], aet: str = "ALICEAE") -> tuple[list[pydicom.Dataset], str]:
+    """findscu's answers (written with --extract) and its output."""
+    folder = tmp_path / f"find-{len(list(tmp_path.glob('find-*')))}"
+    folder.mkdir()
+    output = dcmtk("findscu", port, keys, "-X", "-od", str(folder), aet=aet)
+    return [pydicom.dcmread(path) for path in sorted(folder.glob("rsp*.dcm"))], output
+
+
+def values(ds: pydicom.Dataset) -> dict:
+    return {element.tag: element.value for element in ds}
+
+
+# --- C-FIND ----------------------------------------------------------------------------------------
+
+
+def test_find_studies_with_wildcards_sees_only_the_owners(scp, studies, tmp_path):
+    keys = ["QueryRetrieveLevel=STUDY", "PatientName=*", "StudyInstanceUID", "StudyDate", "ModalitiesInStudy"]
+    answers, output = find(scp, tmp_path, keys)
+    assert sorted(a.StudyInstanceUID for a in answers) == sorted(
+        [studies["mr"].study_instance_uid, studies["ct"].study_instance_uid]
+    ), output
+    ct = next(a for a in answers if a.StudyInstanceUID == studies["ct"].study_instance_uid)
+    assert ct.StudyDate == "20040119" and ct.ModalitiesInStudy == "CT" and ct.QueryRetrieveLevel == "STUDY"
+    assert str(ct.PatientName) == "CompressedSamples^CT1" and ct.RetrieveAETitle == SERVER_AE
+
+    answers, _ = find(scp, tmp_path, keys, aet="BOBAE")
+    assert [a.StudyInstanceUID for a in answers] == [studies["bob"].study_instance_uid]
+
+    event = AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_FIND).order_by("id").first()
+    assert event.username == "alice" and event.detail["level"] == "STUDY"
+    assert event.detail["keys"] == ["PatientName"] and event.detail["results"] == 2
+    assert "Compressed" not in str(event.detail)
+
+
+def test_find_matches_like_qido(scp, studies, tmp_path):
+    ct_uid, mr_uid = studies["ct"].study_instance_uid, studies["mr"].study_instance_uid
+    cases = {
+        "PatientName=compressedsamples^c?1": [ct_uid],  # PN ignores case; ? one character
+        "StudyDate=20100101-": [mr_uid],  # open date range
+        "StudyDate=20040101-20041231": [ct_uid],
+        f"StudyInstanceUID={ct_uid}\\{mr_uid}\\1.2.3": [ct_uid, mr_uid],  # UID list
+        f"StudyInstanceUID={studies['bob'].study_instance_uid}": [],  # another user's
+        "ModalitiesInStudy=MR": [mr_uid],
+    }
+    for key, expected in cases.items():
+        answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=STUDY", key, "AccessionNumber"])
+        assert sorted(a.StudyInstanceUID for a in answers) == sorted(expected), (key, output)
+        for a in answers:  # a requested key without value comes back empty
+            assert "AccessionNumber" in a and a.AccessionNumber == ""
+
+
+def test_find_series_and_images(scp, studies, tmp_path):
+    mr = studies["mr"]
+    series = Series.objects.get(study=mr)
+    keys = ["QueryRetrieveLevel=SERIES", f"StudyInstanceUID={mr.study_instance_uid}", "SeriesInstanceUID", "Modality"]
+    answers, output = find(scp, tmp_path, [*keys, "SeriesNumber", "NumberOfSeriesRelatedInstances"])
+    assert len(answers) == 1, output
+    assert answers[0].SeriesInstanceUID == series.series_instance_uid and answers[0].Modality == "MR"
+    assert answers[0].NumberOfSeriesRelatedInstances == 9 and answers[0].StudyInstanceUID == mr.study_instance_uid
+
+    keys = [
+        "QueryRetrieveLevel=IMAGE",
+        f"StudyInstanceUID={mr.study_instance_uid}",
+        f"SeriesInstanceUID={series.series_instance_uid}",
+        "SOPInstanceUID=*",
+        "SOPClassUID",
+        "InstanceNumber",
+    ]
+    answers, output = find(scp, tmp_path, keys)
+    stored = set(Instance.objects.filter(series=series).values_list("sop_instance_uid", flat=True))
+    assert {a.SOPInstanceUID for a in answers} == stored and len(answers) == 9, output
+    assert all(a.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4" for a in answers)
+
+
+def test_find_with_wildcards_on_every_key_is_limited(scp, studies, tmp_path, monkeypatch):
+    from dicomweb import qido
+
+    monkeypatch.setattr(qido, "MAX_RESULTS", 1)
+    keys = [
+        "QueryRetrieveLevel=STUDY",
+        "PatientName=*",
+        "PatientID=*",
+        "AccessionNumber=*",
+        "StudyDescription=*",
+        "ReferringPhysicianName=*",
+        "StudyID=*",
+        "StudyInstanceUID",
+    ]
+    answers, output = find(scp, tmp_path, keys)
+    assert len(answers) == 1, output
+    assert "Only the first 1 matches were sent" in output
+
+
+def test_find_refuses_missing_unique_keys_and_bad_values(scp, studies, tmp_path):
+    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=SERIES", "SeriesInstanceUID"])
+    assert answers == [] and "StudyInstanceUID is required at SERIES level" in output
+    mr = studies["mr"]
+    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={mr.study_instance_uid}"])
+    assert answers == [] and "SeriesInstanceUID is required at IMAGE level" in output
+    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=PATIENT", "PatientID"])
+    assert answers == [] and "QueryRetrieveLevel must be STUDY, SERIES or IMAGE" in output
+    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=STUDY", "StudyDate=2024"])
+    assert answers == [] and "is not a date" in output
+
+
+# --- C-GET -----------------------------------------------------------------------------------------
+
+
+def test_get_series_returns_the_stored_files(scp, studies, tmp_path):
+    mr = studies["mr"]
+    series = Series.objects.get(study=mr)
+    folder = tmp_path / "got"
+    folder.mkdir()
+    keys = [
+        "QueryRetrieveLevel=SERIES",
+        f"StudyInstanceUID={mr.study_instance_uid}",
+        f"SeriesInstanceUID={series.series_instance_uid}",
+    ]
+    options = ["-od", str(folder)]  # getscu proposes the uncompressed syntaxes only
+    output = dcmtk("getscu", scp, keys, *options)
+    received = {pydicom.dcmread(p).SOPInstanceUID: p for p in folder.iterdir()}
+    stored = {i.sop_instance_uid: i for i in Instance.objects.filter(series=series)}
+    assert set(received) == set(stored), output
+    for uid, instance in stored.items():
+        original = pydicom.dcmread(pydicom.filebase.DicomBytesIO(stored_bytes(instance.file)))
+        got = pydicom.dcmread(received[uid])
+        stored_syntax = original.file_meta.TransferSyntaxUID
+        if not stored_syntax.is_compressed and stored_syntax.is_little_endian:
+            assert values(got) == values(original)  # every element as stored, pixel data included
+        else:  # compressed or Big Endian: sent as Explicit VR Little Endian, the same pixels
+            assert got.file_meta.TransferSyntaxUID in ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+            assert (got.pixel_array == original.pixel_array).all()
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DICOM_SEND)
+    assert event.detail["operation"] == "C-GET" and event.detail["sent"] == 9
+    assert event.detail["study_ids"] == [mr.pk] and event.username == "alice"
+
+
+def test_get_of_another_users_study_sends_nothing(scp, studies, tmp_path):
+    folder = tmp_path / "got"
+    folder.mkdir()
+    keys = ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={studies['bob'].study_instance_uid}"]
+    dcmtk("getscu", scp, keys, "-od", str(folder))
+    assert list(folder.iterdir()) == []
+
+
+def test_get_refuses_missing_uid_keys(scp, studies, tmp_path):
+    folder = tmp_path / "got"
+    folder.mkdir()
+    output = dcmtk("getscu", scp, ["QueryRetrieveLevel=SERIES", "PatientName=*"], "-od", str(folder))
+    assert list(folder.iterdir()) == [] and "StudyInstanceUID is required at SERIES level" in output
+
+
+# --- C-MOVE ----------------------------------------------------------------------------------------
+
+
+def test_move_study_to_a_registered_destination(scp, studies, destination, user):
+    RemoteAE.objects.create(ae_title="DEST", host="127.0.0.1", port=destination.port, owner=user)
+    ct = studies["ct"]
+    output = dcmtk("movescu", scp, ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={ct.study_instance_uid}"], "-aem", "DEST")
+    instance = Instance.objects.get(series__study=ct)
+    assert [ds.SOPInstanceUID for ds in destination.received] == [instance.sop_instance_uid], output
+    original = pydicom.dcmread(pydicom.filebase.DicomBytesIO(stored_bytes(instance.file)))
+    assert values(destination.received[0]) == values(original)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DICOM_SEND)
+    assert event.detail["destination"] == "DEST" and event.detail["operation"] == "C-MOVE"
+    assert event.detail["sent"] == 1 and event.detail["study_ids"] == [ct.pk]
+
+
+def test_move_refuses_unknown_destinations_and_other_owners_aes(scp, studies, destination, other_user):
+    RemoteAE.objects.create(ae_title="DEST", host="127.0.0.1", port=destination.port, owner=other_user)
+    keys = ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={studies['ct'].study_instance_uid}"]
+    for title in ("DEST", "NOWHERE"):  # bob's AE is as unknown to alice as one nobody registered
+        output = dcmtk("movescu", scp, keys, "-aem", title)
+        assert "0xa801" in output, output
+    assert destination.received == []
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SEND)
+    assert {e.outcome for e in events} == {AuditEvent.Outcome.FAILURE} and events.count() == 2
