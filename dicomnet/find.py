@@ -1,13 +1,13 @@
 """C-FIND SCP, Study Root Query/Retrieve Information Model - FIND (PS3.4 C.4.1), at STUDY, SERIES
 and IMAGE level: a handler for pynetdicom's EVT_C_FIND, called by the server with the RemoteAE it
-has already checked for ``may_find``. Matching is QIDO's (dicomnet/query.py); at most
+has already checked for ``may_find``. Matching is QIDO's (dicomnet/identifiers.py); at most
 qido.MAX_RESULTS matches are sent, then the request ends with 0xA700 and an ErrorComment saying
 the answer was cut short (C-FIND has no warning status).
 """
 
 from __future__ import annotations
 
-from dicomnet.query import (
+from dicomnet.identifiers import (
     CANCELLED,
     OUT_OF_RESOURCES,
     PENDING,
@@ -18,7 +18,7 @@ from dicomnet.query import (
     read_identifier,
     request_identifier,
 )
-from dicomnet.queries import find_matches
+from dicomnet.query_services import find_matches
 from dicomweb import qido
 
 
@@ -37,6 +37,9 @@ def handle_find(event, remote):
         yield PENDING, answer(row, identifier, ae_title)
     if truncated:
         limit = qido.MAX_RESULTS
-        yield Refused(OUT_OF_RESOURCES, f"Only the first {limit} matches were sent: narrow the query").status_dataset(), None
+        yield (
+            Refused(OUT_OF_RESOURCES, f"Only the first {limit} matches were sent: narrow the query").status_dataset(),
+            None,
+        )
         return
     yield SUCCESS, None

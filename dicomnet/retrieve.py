@@ -5,10 +5,12 @@ already checked for ``may_retrieve``.
 Each matched instance is read from storage and sent as a C-STORE sub-operation, in the transfer
 syntax it was stored in when the peer accepted it. When the peer accepted only uncompressed
 syntaxes for its SOP class, a compressed instance is decompressed with pydicom (a Big Endian one
-has its pixels swapped) and sent as Explicit VR Little Endian; when that fails (or the peer took neither), that sub-operation fails and the
-instance is listed in the final response's FailedSOPInstanceUIDList (status 0xB000, or 0xA702
-when every one failed). A C-MOVE goes only to an AE registered to the same owner as the requester
-(queries.move_destination); any other title is answered 0xA801 (Move Destination unknown).
+has its pixels swapped) and sent as Explicit VR Little Endian; when that fails (or the peer took
+neither), that sub-operation fails and the instance is listed in the final response's
+FailedSOPInstanceUIDList (status 0xB000, or 0xA702 when every one failed).
+
+A C-MOVE goes only to an AE registered to the same owner as the requester
+(query_services.move_destination); any other title is answered 0xA801 (Move Destination unknown).
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from pynetdicom import build_context, evt
 from pynetdicom.sop_class import Verification
 
 from audit.models import AuditEvent
-from dicomnet.query import CANCELLED, PENDING, REQUIRED_FOR_RETRIEVE, Refused, read_identifier, request_identifier
-from dicomnet.queries import instances_to_send, move_destination, record_send
+from dicomnet.identifiers import CANCELLED, PENDING, REQUIRED_FOR_RETRIEVE, Refused, read_identifier, request_identifier
+from dicomnet.query_services import instances_to_send, move_destination, record_send
 from dicomweb import pixels
 from studies import storage
 from studies.models import Instance
@@ -148,7 +150,9 @@ def dataset_for(instance: Instance, contexts: list) -> Dataset:
     syntax = UID(ds.file_meta.TransferSyntaxUID)
     if syntax in offered:
         return ds
-    if not syntax.is_compressed and any(not s.is_compressed and s.is_little_endian == syntax.is_little_endian for s in offered):
+    if not syntax.is_compressed and any(
+        not s.is_compressed and s.is_little_endian == syntax.is_little_endian for s in offered
+    ):
         return ds  # pynetdicom converts between explicit and implicit VR
     if any(not s.is_compressed and s.is_little_endian for s in offered):
         try:

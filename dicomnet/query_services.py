@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from audit.models import AuditEvent
 from audit.services import record
+from dicomnet.identifiers import OUT_OF_RESOURCES, UNABLE_TO_PROCESS, Identifier, Refused, instances_matching, matches
 from dicomnet.models import RemoteAE
-from dicomnet.query import OUT_OF_RESOURCES, UNABLE_TO_PROCESS, Identifier, Refused, instances_matching, matches
 from dicomweb import qido
 from studies.models import Instance
 
