@@ -315,3 +315,57 @@ def test_move_only_to_destinations_of_the_same_owner(scp, studies, destination, 
     assert len(destination.received) == 1
     events = AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SEND, outcome=AuditEvent.Outcome.FAILURE)
     assert sorted(e.detail["destination"] for e in events) == ["BOBDEST", "NOWHERE"]
+
+
+# --- C-CANCEL (the handlers alone: when a C-CANCEL arrives is a race with dcmtk) --------------------
+
+
+class FakeEvent:
+    """What the handlers read of a pynetdicom event; cancelled once ``cancel_after`` answers went out."""
+
+    def __init__(self, identifier: pydicom.Dataset, cancel_after: int, accepted=()):
+        from types import SimpleNamespace
+
+        self.identifier = identifier
+        self.cancel_after = cancel_after
+        self.answers = 0
+        self.move_destination = None
+        self.assoc = SimpleNamespace(ae=SimpleNamespace(ae_title=SERVER_AE), accepted_contexts=list(accepted))
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.answers >= self.cancel_after
+
+
+def run_handler(handler, event: FakeEvent, remote) -> list:
+    out = []
+    for item in handler(event, remote):
+        out.append(item)
+        if isinstance(item, tuple) and item[0] == 0xFF00:
+            event.answers += 1
+    return out
+
+
+def test_cancel_stops_find_and_get(studies, user):
+    from pynetdicom import build_context
+
+    mr = studies["mr"]
+    series = Series.objects.get(study=mr)
+    remote = RemoteAE.objects.get(ae_title="ALICEAE")
+    identifier = pydicom.Dataset()
+    identifier.QueryRetrieveLevel = "IMAGE"
+    identifier.StudyInstanceUID = mr.study_instance_uid
+    identifier.SeriesInstanceUID = series.series_instance_uid
+    identifier.SOPInstanceUID = ""
+    out = run_handler(handle_find, FakeEvent(identifier, cancel_after=2), remote)
+    assert [status for status, _ in out] == [0xFF00, 0xFF00, 0xFE00]
+
+    identifier.QueryRetrieveLevel = "SERIES"
+    del identifier.SOPInstanceUID
+    context = build_context("1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.1.2.1")
+    context._as_scu = True
+    out = run_handler(handle_get, FakeEvent(identifier, cancel_after=3, accepted=[context]), remote)
+    assert out[0] == 9 and [item[0] for item in out[1:]] == [0xFF00, 0xFF00, 0xFF00, 0xFE00]
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DICOM_SEND)
+    assert event.outcome == AuditEvent.Outcome.FAILURE and event.detail["reason"] == "cancelled"
+    assert event.detail["sent"] == 3 and event.detail["matched"] == 9
