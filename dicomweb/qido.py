@@ -2,7 +2,8 @@
 
 Matching keys are keywords or tags (``PatientID`` or ``00100020``); values arrive already
 percent-decoded. Supported: single values (case-insensitive), wildcards ``*`` and ``?``,
-UID lists (comma or backslash), date ranges (``20240101-20241231``, open ends), ModalitiesInStudy
+UID lists (comma or backslash), date ranges (``20240101-20241231``, open ends), times and time
+ranges (``0930-1200``, any precision), ModalitiesInStudy
 lists. ``limit``, ``offset``, ``includefield`` (keywords, tags, ``all``) and ``fuzzymatching``.
 """
 
@@ -40,6 +41,7 @@ STUDY_KEYS = {
     T("PatientSex"): ("patient__sex", "text"),
     T("AccessionNumber"): ("accession_number", "text"),
     T("StudyDate"): ("study_date", "date"),
+    T("StudyTime"): ("study_time", "time"),
     T("StudyDescription"): ("description", "text"),
     T("ReferringPhysicianName"): ("referring_physician_name", "text"),
     T("StudyID"): ("study_id", "text"),
@@ -52,6 +54,7 @@ SERIES_KEYS = {
     T("SeriesDescription"): ("description", "text"),
     T("BodyPartExamined"): ("body_part_examined", "text"),
     T("SeriesDate"): ("series_date", "date"),
+    T("SeriesTime"): ("series_time", "time"),
 }
 INSTANCE_KEYS = {
     T("SOPInstanceUID"): ("sop_instance_uid", "uid"),
@@ -148,6 +151,8 @@ def _match(field_name: str, kind: str, value: str, tag: int) -> Q:
         return Q(**{field_name: number})
     if kind == "date":
         return _date_range(field_name, value, tag)
+    if kind == "time":
+        return _time_range(field_name, value, tag)
     if has_wildcards(value):
         return wildcard_q(field_name, value)
     return Q(**{f"{field_name}__iexact": value})
@@ -177,6 +182,37 @@ def _date(text: str, tag: int) -> dt.date:
         raise QueryError(
             f"{keyword_of(tag)}: '{text}' is not a date (YYYYMMDD, or a range YYYYMMDD-YYYYMMDD)"
         ) from None
+
+
+def _time_range(field_name: str, value: str, tag: int) -> Q:
+    """``HHMMSS.FFFFFF`` with any precision (``10`` is 10:00 to 10:59:59.999999), or a range of
+    such times with open ends (PS3.4 C.2.2.2.5)."""
+    start, dash, end = value.partition("-")
+    if not dash:
+        end = start
+    condition = Q()
+    if start.strip():
+        # stored times are whole seconds (studies.imaging.headers.parse_time): from the start's second
+        condition &= Q(**{f"{field_name}__gte": _time(start, tag, last=False).replace(microsecond=0)})
+    if end.strip():
+        condition &= Q(**{f"{field_name}__lte": _time(end, tag, last=True)})
+    return condition
+
+
+def _time(text: str, tag: int, *, last: bool) -> dt.time:
+    """The first (or last) moment of a time given to any precision."""
+    text = text.strip().replace(":", "")
+    digits, dot, fraction = text.partition(".")
+    whole = digits.isascii() and digits.isdigit() and len(digits) in (2, 4, 6)
+    fraction_ok = not dot or (len(digits) == 6 and len(fraction) <= 6 and fraction.isascii() and fraction.isdigit())
+    if not whole or not (fraction_ok or (dot and fraction == "" and len(digits) == 6)):
+        raise QueryError(f"{keyword_of(tag)}: '{text[:32]}' is not a time (HHMMSS.FFFFFF, or a range of times)")
+    fill = ("235959999999" if last else "000000000000")[len(digits) + len(fraction) :]
+    full = digits + fraction + fill
+    try:
+        return dt.time(int(full[0:2]), int(full[2:4]), int(full[4:6]), int(full[6:12]))
+    except ValueError:
+        raise QueryError(f"{keyword_of(tag)}: '{text[:32]}' is not a time of day") from None
 
 
 # --- answers -----------------------------------------------------------------------------------

@@ -187,6 +187,10 @@ def test_find_studies_with_wildcards_sees_only_the_owners(scp, studies, tmp_path
         f"StudyInstanceUID={ct_uid}\\{mr_uid}\\1.2.3": [ct_uid, mr_uid],  # UID list
         f"StudyInstanceUID={studies['bob'].study_instance_uid}": [],  # another user's
         "ModalitiesInStudy=MR": [mr_uid],
+        "StudyTime=07": [ct_uid],  # 07:27:30 and 13:38:34.25: a time to any precision
+        "StudyTime=1300-": [mr_uid],
+        "StudyTime=-072730": [ct_uid],
+        "StudyTime=133834.25-133834.25": [mr_uid],
     }
     for key, expected in cases.items():
         answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=STUDY", key, "AccessionNumber"])
@@ -245,6 +249,8 @@ def test_find_refuses_bad_identifiers_and_limits_wildcard_queries(scp, studies, 
     assert answers == [] and "QueryRetrieveLevel must be STUDY, SERIES or IMAGE" in output
     answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=STUDY", "StudyDate=2024"])
     assert answers == [] and "is not a date" in output
+    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=STUDY", "StudyTime=2500"])
+    assert answers == [] and "is not a time of day" in output
 
 
 # --- C-GET -----------------------------------------------------------------------------------------
