@@ -47,9 +47,13 @@ def _close_connections(event):
 
 
 @pytest.fixture
-def scp():
+def scp(monkeypatch):
     """Our AE on a free port: Study Root FIND/GET/MOVE, storage as SCU for C-GET (role selection)."""
-    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
+    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, _config, evt
+
+    # identifiers carry patient names: pynetdicom logs them unless told not to
+    monkeypatch.setattr(_config, "LOG_REQUEST_IDENTIFIERS", False)
+    monkeypatch.setattr(_config, "LOG_RESPONSE_IDENTIFIERS", False)
     from pynetdicom.sop_class import (
         StudyRootQueryRetrieveInformationModelFind,
         StudyRootQueryRetrieveInformationModelGet,
