@@ -322,9 +322,13 @@ def test_move_only_to_destinations_of_the_same_owner(scp, studies, destination, 
     for title in ("BOBDEST", "NOWHERE"):  # bob's AE is as unknown to alice as one nobody registered
         output = dcmtk("movescu", scp, keys, "-aem", title)
         assert "0xa801" in output, output
+    output = dcmtk(
+        "movescu", scp, ["QueryRetrieveLevel=SERIES", f"StudyInstanceUID={ct.study_instance_uid}"], "-aem", "DEST"
+    )
+    assert "0xa900" in output and "SeriesInstanceUID is required at SERIES level" in output, output
     assert len(destination.received) == 1
     events = AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SEND, outcome=AuditEvent.Outcome.FAILURE)
-    assert sorted(e.detail["destination"] for e in events) == ["BOBDEST", "NOWHERE"]
+    assert sorted(e.detail["destination"] for e in events) == ["BOBDEST", "DEST", "NOWHERE"]
 
 
 # --- C-CANCEL (the handlers alone: when a C-CANCEL arrives is a race with dcmtk) --------------------
