@@ -95,7 +95,10 @@ DEID_PARAMETERS = [
     OpenApiParameter(
         "options",
         str,
-        description="With deidentify: comma-separated profile options: " + ", ".join(deid.OPTION_NAMES) + ".",
+        pattern=f"^(({'|'.join(deid.OPTION_NAMES)})(,({'|'.join(deid.OPTION_NAMES)}))*)?$",
+        description="With deidentify=basic only: comma-separated profile options: "
+        + ", ".join(deid.OPTION_NAMES)
+        + " (without deidentify: 400).",
     ),
 ]
 
