@@ -234,7 +234,9 @@ class Deidentifier:
     def deidentify(self, ds: Dataset) -> Dataset:
         """De-identify ``ds`` in place (and return it)."""
         patient = self.pseudonym(str(ds.get("PatientID", "") or ""), str(ds.get("PatientName", "") or ""))
-        secrets_ = identifying_values(ds)
+        # free text to clean: the descriptors (with the option) and an SR's text items
+        cleaning = self.options.clean_descriptors or "ContentSequence" in ds
+        secrets_ = identifying_values(ds) if cleaning else []
         self._clean(ds, secrets_)
         ds.PatientName = patient
         ds.PatientID = patient
