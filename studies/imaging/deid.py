@@ -47,16 +47,20 @@ from dicomanonymizer.dicomfields_selector import dicom_anonymization_database_se
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.sr.codedict import codes
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID_dictionary
 
 TABLE_VERSION = "dicomfields_2026c"  # PS3.15 2026c, Table E.1-1 (Basic Profile column)
 OPTION_NAMES = ("retain_dates", "retain_patient", "clean_descriptors")
-# CID 7050 De-identification Method (DCM codes)
+# CID 7050 De-identification Method: the DCM codes, from pydicom's code dictionary
 CODES = {
-    "basic": ("113100", "Basic Application Confidentiality Profile"),
-    "retain_dates": ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
-    "retain_patient": ("113108", "Retain Patient Characteristics Option"),
-    "clean_descriptors": ("113105", "Clean Descriptors Option"),
+    name: (code.value, code.meaning)
+    for name, code in {
+        "basic": codes.DCM.BasicApplicationConfidentialityProfile,
+        "retain_dates": codes.DCM.RetainLongitudinalTemporalInformationModifiedDatesOption,  # 113107
+        "retain_patient": codes.DCM.RetainPatientCharacteristicsOption,  # 113108
+        "clean_descriptors": codes.DCM.CleanDescriptorsOption,  # 113105
+    }.items()
 }
 # Table E.1-1, "Rtn. Pat. Chars. Opt." column: the attributes it keeps (K).
 RETAIN_PATIENT_KEEPS = frozenset(
