@@ -501,3 +501,16 @@ def test_real_ct_copy_round_trips_through_our_ingest(api, small_ct):
     assert copy.patient.name != small_ct.study.patient.name
     image = api.get(f"/api/series/{series.pk}/planes/coronal/3.png", follow=True)
     assert image.status_code == 200 and b"".join(image.streaming_content).startswith(b"\x89PNG")
+
+
+@pytest.mark.django_db
+def test_series_archive_deidentifies_too_and_never_answers_originals_to_a_bad_request(api, row_study):
+    from studies.imaging.deid import OPTION_NAMES
+
+    series = row_study.series.get()
+    url = f"/api/series/{series.pk}/archive.zip"
+    assert api.get(f"{url}?deidentify=basic&options=nope").status_code == 400
+    assert api.get(f"{url}?options={OPTION_NAMES[0]}").status_code == 400
+    response = api.get(f"{url}?deidentify=basic")
+    assert response.status_code == 200 and "anonymised" in response["Content-Disposition"]
+    assert list(zip_members(response)) == ["DEIDENTIFICATION.txt"]

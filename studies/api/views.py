@@ -349,7 +349,7 @@ class StudyViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
         members = members_of(selectors.instances_visible_to(request.user).filter(series__study=study))
         if options is None:
             return zip_response(request, study, members, f"study-{study.pk}")
-        stream = deid.deid_archive(study=study, members=members, options=options, request=request)
+        stream = deid.deid_archive(obj=study, members=members, options=options, request=request)
         return zip_stream_response(stream, f"study-{study.pk}-anonymised")
 
 
@@ -392,12 +392,20 @@ class SeriesViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
         series_delete(series=series, request=request)  # audited by the service
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses=ZIP_RESPONSE)
+    @extend_schema(
+        parameters=DEID_PARAMETERS,
+        responses={**ZIP_RESPONSE, 400: OpenApiResponse(description="An unknown deidentify profile or option.")},
+    )
     def archive(self, request, pk=None):
-        """Every original file of the series, as a ZIP streamed while it is written."""
+        """Every original file of the series, as a ZIP streamed while it is written; with
+        ``deidentify=basic``, de-identified (PS3.15 Annex E) with a manifest of what was left out."""
         series = self.get_object()
+        options = deid_options(request)
         members = members_of(selectors.instances_visible_to(request.user).filter(series=series))
-        return zip_response(request, series, members, f"series-{series.pk}")
+        if options is None:
+            return zip_response(request, series, members, f"series-{series.pk}")
+        stream = deid.deid_archive(obj=series, members=members, options=options, request=request)
+        return zip_stream_response(stream, f"series-{series.pk}-anonymised")
 
 
 class InstanceViewSet(viewsets.ReadOnlyModelViewSet):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from pydicom.uid import UID
+
 from audit.models import AuditEvent
 from audit.services import record
 from studies import scratch, storage
@@ -68,8 +70,6 @@ def deid_entries(
 
 def sop_class_name(ds) -> str:
     uid = str(ds.get("SOPClassUID", "") or "") if ds is not None else ""
-    from pydicom.uid import UID
-
     return UID(uid).name[:80] if uid else ""
 
 
@@ -97,8 +97,8 @@ def new_deidentifier(options: Options) -> Deidentifier:
     return Deidentifier(key=secrets.token_bytes(32), options=options)
 
 
-def deid_archive(*, study, members: list[Member], options: Options, request=None, user=None) -> Iterator[bytes]:
-    """The bytes of a ZIP of the study's files, de-identified, with a manifest; audited when the
+def deid_archive(*, obj, members: list[Member], options: Options, request=None, user=None) -> Iterator[bytes]:
+    """The bytes of a ZIP of a study's or series' (``obj``) files, de-identified, with a manifest; audited when the
     stream ends (complete, or cut short by the client: then as a failure)."""
     deidentifier = new_deidentifier(options)
     summary = Summary()
@@ -116,7 +116,7 @@ def deid_archive(*, study, members: list[Member], options: Options, request=None
             AuditEvent.Action.DEID_EXPORT,
             request=request,
             user=user,
-            obj=study,
+            obj=obj,
             outcome=AuditEvent.Outcome.SUCCESS if complete else AuditEvent.Outcome.FAILURE,
             detail={**summary.audit_detail(options), "format": "zip", "complete": complete},
         )
