@@ -65,7 +65,7 @@ def deid_entries(
             )
             continue
         summary.files += 1
-        yield f"{ds.SeriesInstanceUID}/{ds.SOPInstanceUID}.dcm", ENTRY_TIME, out
+        yield f"{ds.get('SeriesInstanceUID') or 'series'}/{ds.SOPInstanceUID}.dcm", ENTRY_TIME, out
 
 
 def sop_class_name(ds) -> str:
