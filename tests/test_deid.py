@@ -125,7 +125,9 @@ def test_method_and_code_sequence_name_the_profile_and_each_option():
     _, full = deidentified(phi_dataset(), ALL_OPTIONS)
     codes = [item.CodeValue for item in full.DeidentificationMethodCodeSequence]
     assert codes == ["113100", "113107", "113108", "113105"]
-    assert "Basic Application Confidentiality Profile" in full.DeidentificationMethod
+    assert full.DeidentificationMethod[0] == "Basic Application Confidentiality Profile"
+    assert full.DeidentificationMethod[1] == "Retain Longitudinal Temporal Information Modified Dates Option"
+    assert basic.DeidentificationMethod == "Basic Application Confidentiality Profile"
     assert full.LongitudinalTemporalInformationModified == "MODIFIED"
 
 

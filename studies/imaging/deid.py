@@ -229,9 +229,12 @@ class Deidentifier:
         digest = self._digest("patient", patient_id + "\0" + patient_name)
         return f"ANON{digest.hex()[:12].upper()}"
 
+    def methods(self) -> list[str]:
+        """The profile and each option by name (one DeidentificationMethod value each: LO, 64 chars)."""
+        return [CODES[name][1][:64] for name in ["basic", *self.options.names]]
+
     def method_description(self) -> str:
-        names = ["Basic Application Confidentiality Profile"] + [CODES[name][1] for name in self.options.names]
-        return "; ".join(names)[:64]
+        return "; ".join(self.methods())
 
     # --- one dataset -------------------------------------------------------------------------
 
@@ -245,7 +248,7 @@ class Deidentifier:
         ds.PatientName = patient
         ds.PatientID = patient
         ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = self.method_description()
+        ds.DeidentificationMethod = self.methods()
         ds.DeidentificationMethodCodeSequence = Sequence([self._code(name) for name in ["basic", *self.options.names]])
         ds.LongitudinalTemporalInformationModified = "MODIFIED" if self.options.retain_dates else "REMOVED"
         self._file_meta(ds)
