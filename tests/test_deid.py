@@ -486,6 +486,7 @@ def test_study_page_offers_both_and_its_form_downloads_or_copies(client, user, p
     assert response.status_code == 302 and response["Location"].endswith("/upload/")
     assert Study.objects.count() == 2
     assert client.post(url, {"do": "copy", "options": ["nope"]}).status_code == 302  # back with a message
+    assert client.post(url, {"options": ["retain_dates"]}).status_code == 302  # neither button: nothing done
     assert Study.objects.count() == 2
 
 

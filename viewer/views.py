@@ -125,6 +125,8 @@ def study_anonymise(request, pk: int):
         if request.POST.get("do") == "download":
             query = urlencode({"deidentify": "basic", "options": ",".join(options.names)})
             return redirect(f"{reverse('api:study-archive', args=[study.pk])}?{query}")
+        if request.POST.get("do") != "copy":
+            raise deid.DeidError("Choose Download anonymised or Make an anonymised copy.")
         members = members_of(selectors.instances_visible_to(request.user).filter(series__study=study))
         upload, summary = deid.deid_copy(
             study=study, members=members, options=options, user=request.user, request=request
