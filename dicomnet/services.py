@@ -1,0 +1,151 @@
+"""What the DICOM network service does to the database: who may associate (the registry of remote
+AEs and the unknown-AE setting), what an association stored (one Upload), and their audit events.
+Audit details name AE titles, addresses and counts, never patients."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from audit.services import record
+from dicomnet.models import RemoteAE
+from studies.services.imports import upload_staged
+
+A = AuditEvent.Action
+log = logging.getLogger(__name__)
+
+# A-ASSOCIATE-RJ diagnostics (PS3.8 9.3.4), source "DICOM UL service-user", rejected permanent
+CALLING_AE_NOT_RECOGNISED = 0x03
+CALLED_AE_NOT_RECOGNISED = 0x07
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer to an association request: who owns what it stores, or why it is rejected."""
+
+    remote: RemoteAE | None = None  # None: an unknown AE let in by DICOM_ACCEPT_UNKNOWN_AE
+    owner: object | None = None
+    rejected: str = ""  # the reason, for the audit trail
+    diagnostic: int = 0
+
+    @property
+    def may_store(self) -> bool:
+        return self.remote.may_store if self.remote is not None else self.owner is not None
+
+    @property
+    def may_find(self) -> bool:
+        return self.remote is not None and self.remote.may_find
+
+    @property
+    def may_retrieve(self) -> bool:
+        return self.remote is not None and self.remote.may_retrieve
+
+
+def _peer(address: str):
+    """Stands in for a request in audit.services.record: the peer's address as the client IP."""
+    return SimpleNamespace(META={"REMOTE_ADDR": address or None, "HTTP_USER_AGENT": "DICOM"}, user=None)
+
+
+def printable(title: str) -> str:
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in title)[:16]
+
+
+def admit(*, calling: str, called: str, address: str) -> Admission:
+    """Look the calling AE title up (trailing spaces are not significant) and decide."""
+    calling, called = calling.strip(" "), called.strip(" ")
+    if called != settings.DICOM_AE_TITLE.strip(" "):
+        admission = Admission(rejected="called AE title not recognised", diagnostic=CALLED_AE_NOT_RECOGNISED)
+    else:
+        admission = _admit_calling(calling, address)
+    if admission.rejected:
+        record(
+            A.DICOM_REJECTED,
+            request=_peer(address),
+            outcome=AuditEvent.Outcome.FAILURE,
+            detail={
+                "calling_ae_title": printable(calling),
+                "called_ae_title": printable(called),
+                "address": address,
+                "reason": admission.rejected,
+            },
+        )
+    return admission
+
+
+def _admit_calling(calling: str, address: str) -> Admission:
+    remote = RemoteAE.objects.select_related("owner").filter(ae_title=calling).first()
+    if remote is None:
+        owner = unknown_ae_owner()
+        if owner is None:
+            return Admission(rejected="calling AE title not recognised", diagnostic=CALLING_AE_NOT_RECOGNISED)
+        return Admission(owner=owner)
+    if not remote.owner.is_active:
+        return Admission(rejected="the AE's owner account is inactive", diagnostic=CALLING_AE_NOT_RECOGNISED)
+    if settings.DICOM_CHECK_HOST and not host_matches(remote.host, address):
+        return Admission(rejected="calling address is not the AE's host", diagnostic=CALLING_AE_NOT_RECOGNISED)
+    return Admission(remote=remote, owner=remote.owner)
+
+
+def unknown_ae_owner():
+    """The active user named by DICOM_ACCEPT_UNKNOWN_AE, or None (unknown AEs are rejected)."""
+    username = settings.DICOM_ACCEPT_UNKNOWN_AE
+    if not username:
+        return None
+    return get_user_model().objects.filter(username=username, is_active=True).first()
+
+
+def host_matches(host: str, address: str) -> bool:
+    """Whether ``address`` is one of the addresses ``host`` (a name or an address) resolves to."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return address in addresses
+
+
+def operation_refused(*, admission: Admission, operation: str, calling: str, address: str) -> None:
+    """A C-STORE, C-FIND, C-GET or C-MOVE the calling AE may not do."""
+    record(
+        A.DICOM_REJECTED,
+        request=_peer(address),
+        user=admission.owner,
+        outcome=AuditEvent.Outcome.FAILURE,
+        detail={"calling_ae_title": printable(calling), "address": address, "operation": operation},
+    )
+
+
+def association_stored(
+    *, admission: Admission, calling: str, address: str, staged: Path | None, stored: int, failed: int, ended: str
+):
+    """What an association stored becomes one Upload of the AE's owner (the ingest then runs as
+    for any upload); one DICOM_STORE event says how many instances came and went."""
+    upload = None
+    if staged is not None:
+        title = printable(calling).replace("/", "_") or "unknown AE"
+        name = f"DICOM from {title} {timezone.localtime():%Y-%m-%d %H:%M:%S}"
+        upload = upload_staged(owner=admission.owner, path=staged, name=name)
+    if stored or failed:
+        record(
+            A.DICOM_STORE,
+            request=_peer(address),
+            user=admission.owner,
+            obj=upload,
+            outcome=AuditEvent.Outcome.SUCCESS if upload is not None else AuditEvent.Outcome.FAILURE,
+            detail={
+                "calling_ae_title": printable(calling),
+                "address": address,
+                "instances": stored,
+                "failed": failed,
+                "upload_id": upload.pk if upload is not None else None,
+                "ended": ended,
+            },
+        )
+    return upload
