@@ -102,6 +102,23 @@ def unknown_ae_owner():
     return get_user_model().objects.filter(username=username, is_active=True).first()
 
 
+def check_dicom_settings() -> str:
+    """Why the DICOM settings cannot be served (a sentence), or ""."""
+    from django.core.exceptions import ValidationError
+
+    from dicomnet.models import validate_ae_title
+
+    try:
+        validate_ae_title(settings.DICOM_AE_TITLE)
+    except ValidationError as exc:
+        return f"DICOM_AE_TITLE {settings.DICOM_AE_TITLE!r}: {' '.join(exc.messages)}"
+    if not 1 <= settings.DICOM_PORT <= 65535:
+        return f"DICOM_PORT {settings.DICOM_PORT} is not a TCP port (1-65535)."
+    if settings.DICOM_ACCEPT_UNKNOWN_AE and unknown_ae_owner() is None:
+        return f"DICOM_ACCEPT_UNKNOWN_AE names no active user ({settings.DICOM_ACCEPT_UNKNOWN_AE!r})."
+    return ""
+
+
 def host_matches(host: str, address: str) -> bool:
     """Whether ``address`` is one of the addresses ``host`` (a name or an address) resolves to."""
     try:
@@ -149,3 +166,41 @@ def association_stored(
             },
         )
     return upload
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+PERMISSIONS = {"store": "may_store", "find": "may_find", "retrieve": "may_retrieve"}
+
+
+class RegistryError(ValueError):
+    """A remote AE cannot be added or removed; the message says why."""
+
+
+def remote_ae_add(*, ae_title: str, host: str, port: int, owner, allow: set[str], description: str = "") -> RemoteAE:
+    """Register a remote AE (validated as the admin validates it); audited as an admin change."""
+    from django.core.exceptions import ValidationError
+
+    unknown = set(allow) - set(PERMISSIONS)
+    if unknown:
+        raise RegistryError(f"unknown permission {', '.join(sorted(unknown))} (use store, find, retrieve)")
+    remote = RemoteAE(ae_title=ae_title, host=host, port=port, owner=owner, description=description)
+    for word, field in PERMISSIONS.items():
+        setattr(remote, field, word in allow)
+    remote.ae_title = remote.ae_title.strip(" ")
+    try:
+        remote.full_clean()
+    except ValidationError as exc:
+        messages = [f"{name}: {' '.join(errors)}" for name, errors in exc.message_dict.items()]
+        raise RegistryError("; ".join(messages)) from None
+    remote.save()
+    record(A.ADMIN_CHANGE, obj=remote, detail={"action": "added", "via": "dicom_ae"})
+    return remote
+
+
+def remote_ae_remove(*, ae_title: str) -> None:
+    remote = RemoteAE.objects.filter(ae_title=ae_title.strip(" ")).first()
+    if remote is None:
+        raise RegistryError(f"no remote AE titled {printable(ae_title)!r}")
+    record(A.ADMIN_CHANGE, obj=remote, detail={"action": "deleted", "via": "dicom_ae"})
+    remote.delete()

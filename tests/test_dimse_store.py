@@ -142,15 +142,15 @@ def test_registered_host_is_checked_when_asked(server, modality, settings):
 
 def test_storescu_of_ct_and_mr_makes_one_upload_for_the_owner(server, modality, user, other_user, tmp_path, settings):
     folder = tmp_path / "send"
-    extract(CT_ZIP, folder / "ct", 3, start=100)
-    extract(MR_ZIP, folder / "mr", 2, start=200)
+    extract(CT_ZIP, folder / "ct", 2, start=100)
+    extract(MR_ZIP, folder / "mr", 1, start=200)
     result = dcmtk("storescu", "+sd", "+r", "-aet", "MODALITY", "-aec", OUR_AE, "127.0.0.1", str(server), str(folder))
     assert result.returncode == 0, result.stdout + result.stderr
     (upload,) = wait_for_upload(user)
     assert upload.status == Upload.Status.DONE, upload.error
     assert upload.original_name.startswith("DICOM from MODALITY ")
-    assert upload.files_dicom == 5
-    assert Instance.objects.filter(series__study__owner=user).count() == 5
+    assert upload.files_dicom == 3
+    assert Instance.objects.filter(series__study__owner=user).count() == 3
     listed = api_client_for(user).get("/api/studies/").json()
     assert listed["count"] == 2
     uploads = api_client_for(user).get("/api/uploads/").json()
@@ -161,7 +161,7 @@ def test_storescu_of_ct_and_mr_makes_one_upload_for_the_owner(server, modality, 
     assert event.detail | {"address": "x"} == {
         "calling_ae_title": "MODALITY",
         "address": "x",
-        "instances": 5,
+        "instances": 3,
         "failed": 0,
         "upload_id": upload.pk,
         "ended": "released",
@@ -351,3 +351,66 @@ def test_serve_dicom_runs_the_service_in_its_own_process(modality, tmp_path, set
     finally:
         stop_group(process, timeout=5)
         log.close()
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+
+def run_dicom_ae(*args: str) -> str:
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("dicom_ae", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_dicom_ae_adds_lists_and_removes(user):
+    output = run_dicom_ae(
+        "add", "CT_SCANNER ", "--host", "ct.example.org", "--port", "104", "--owner", "alice", "--allow", "store,find"
+    )
+    assert "added CT_SCANNER" in output
+    remote = RemoteAE.objects.get()
+    assert (remote.ae_title, remote.owner, remote.may_store, remote.may_find, remote.may_retrieve) == (
+        "CT_SCANNER",
+        user,
+        True,
+        True,
+        False,
+    )
+    assert "CT_SCANNER" in run_dicom_ae("list") and "allow=store,find" in run_dicom_ae("list")
+    assert AuditEvent.objects.filter(action=A.ADMIN_CHANGE, object_type="remoteae").count() == 1
+    assert "removed CT_SCANNER" in run_dicom_ae("remove", "CT_SCANNER")
+    assert not RemoteAE.objects.exists()
+    assert run_dicom_ae("list").strip() == "no remote AEs registered"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["add", "A" * 17, "--host", "h", "--port", "104", "--owner", "alice"], "at most 16 characters"),
+        (["add", "BAD\\AE", "--host", "h", "--port", "104", "--owner", "alice"], "without backslash"),
+        (["add", "   ", "--host", "h", "--port", "104", "--owner", "alice"], "cannot be blank"),
+        (["add", "PACS", "--host", "h", "--port", "70000", "--owner", "alice"], "port"),
+        (["add", "PACS", "--host", "h", "--port", "x", "--owner", "alice"], "not a number"),
+        (["add", "PACS", "--host", "h", "--port", "104", "--owner", "nobody"], "no user named"),
+        (
+            ["add", "PACS", "--host", "h", "--port", "104", "--owner", "alice", "--allow", "delete"],
+            "unknown permission",
+        ),
+        (["add", "MODALITY", "--host", "h", "--port", "104", "--owner", "alice"], "already registered"),
+        (["remove", "NOSUCHAE"], "no remote AE titled"),
+    ],
+)
+def test_dicom_ae_says_what_is_wrong(user, modality, args, message):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match=message):
+        run_dicom_ae(*args)
+    assert list(RemoteAE.objects.values_list("ae_title", flat=True)) == ["MODALITY"]
+
+
+def test_admin_lists_searches_and_edits_remote_aes(admin_client, modality):
+    listed = admin_client.get("/admin/dicomnet/remoteae/?q=MODAL")
+    assert listed.status_code == 200 and b"MODALITY" in listed.content
+    page = admin_client.get(f"/admin/dicomnet/remoteae/{modality.pk}/change/")
+    assert page.status_code == 200 and b"autocomplete" in page.content

@@ -75,8 +75,12 @@ def run_dicom() -> None:
     from django.conf import settings
 
     from dicomnet.server import serve
+    from dicomnet.services import check_dicom_settings
     from studies import scratch
 
+    problem = check_dicom_settings()
+    if problem:
+        raise CommandError(problem)
     tempfile.tempdir = str(scratch.tmp_dir())
     serve(settings.DICOM_HOST, settings.DICOM_PORT, block=True)
 
