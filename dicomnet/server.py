@@ -151,6 +151,7 @@ def finish_after(assoc, session: Session) -> None:
     hand what it stored to the ingest: no C-STORE handler can run any more."""
     try:
         assoc.join()
+        drop_partial_dataset(assoc)
         if session.staging is None:
             return
         ended = "released" if assoc.is_released else "aborted"
@@ -175,6 +176,20 @@ def finish_after(assoc, session: Session) -> None:
         connections.close_all()
         with _finishers_lock:
             _finishers.discard(threading.current_thread())
+
+
+def drop_partial_dataset(assoc) -> None:
+    """The file of a data set cut off by the association's end (pynetdicom's chunked receiving
+    leaves it behind): removed, as nothing of it is stored."""
+    message = getattr(assoc.dimse, "message", None)
+    partial = getattr(message, "_data_set_file", None)
+    if partial is None:
+        return
+    try:
+        partial.close()
+        Path(partial.name).unlink(missing_ok=True)
+    except OSError:
+        log.warning("could not remove a partly received data set")
 
 
 def wait_for_finishers(timeout: float) -> None:

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -44,17 +45,19 @@ OUR_AE = "DICOMVIEWER"
 
 
 @pytest.fixture
-def server(eager_celery):
-    """The DICOM service on a free port of 127.0.0.1, stopped (and its associations finished) after."""
+def server(eager_celery, settings):
+    """The DICOM service on a free port of 127.0.0.1, stopped (and its associations finished) after;
+    received data sets arrive in the scratch folder, as with `serve dicom`."""
     from dicomnet import server as dicom_server
 
-    chunked = _config.STORE_RECV_CHUNKED_DATASET
+    chunked, temporary = _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir
+    tempfile.tempdir = str(Path(settings.SCRATCH_DIR) / "tmp")
     port = free_port()
     running = dicom_server.serve("127.0.0.1", port, block=False)
     yield port
     running.ae.shutdown()
     dicom_server.wait_for_finishers(timeout=60)
-    _config.STORE_RECV_CHUNKED_DATASET = chunked
+    _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = chunked, temporary
 
 
 @pytest.fixture
@@ -281,6 +284,7 @@ def test_aborted_association_stores_its_complete_instances_only(server, modality
     assert not Instance.objects.filter(sop_instance_uid=half.SOPInstanceUID).exists()
     event = wait_for_event(A.DICOM_STORE)
     assert (event.detail["instances"], event.detail["ended"]) == (2, "aborted")
+    assert scratch_leftovers(settings) == []  # nor the half-received data set's file
 
 
 def test_ae_without_store_permission_is_refused(server, modality, user):
@@ -414,3 +418,31 @@ def test_admin_lists_searches_and_edits_remote_aes(admin_client, modality):
     assert listed.status_code == 200 and b"MODALITY" in listed.content
     page = admin_client.get(f"/admin/dicomnet/remoteae/{modality.pk}/change/")
     assert page.status_code == 200 and b"autocomplete" in page.content
+
+
+def test_serve_all_starts_the_dicom_service_too(monkeypatch):
+    from studies.management.commands import serve
+
+    started = {}
+    monkeypatch.setattr(serve.Command, "run_together", lambda self, commands, url: started.update(commands))
+    monkeypatch.setattr(serve, "check_storage", lambda: None)
+    monkeypatch.setattr(serve, "private_files", lambda: None)
+    monkeypatch.setattr(serve, "metrics_dir", lambda role: None)
+    from django.core.management import call_command
+
+    call_command("serve", "all")
+    assert sorted(started) == ["dicom", "web", "worker"]
+    assert started["dicom"][-2:] == ["serve", "dicom"]
+
+
+def test_serve_dicom_refuses_an_unknown_owner_for_unknown_aes(settings, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    from studies.management.commands import serve
+
+    monkeypatch.setattr(serve, "metrics_dir", lambda role: None)
+    monkeypatch.setattr(serve, "private_files", lambda: None)
+
+    settings.DICOM_ACCEPT_UNKNOWN_AE = "nobody"
+    with pytest.raises(CommandError, match="DICOM_ACCEPT_UNKNOWN_AE names no active user"):
+        call_command("serve", "dicom")
