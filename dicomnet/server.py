@@ -158,7 +158,7 @@ def finish_after(assoc, session: Session) -> None:
         staging = session.staging
         try:
             staged = staging.close()
-            services.association_stored(
+            upload = services.association_stored(
                 admission=session.admission,
                 calling=session.calling,
                 address=session.address,
@@ -166,6 +166,15 @@ def finish_after(assoc, session: Session) -> None:
                 stored=staging.stored,
                 failed=staging.failed,
                 ended=ended,
+            )
+            log.info(
+                "DICOM association from %s (%s) %s: %d stored, %d refused, upload %s",
+                services.printable(session.calling),
+                session.address,
+                ended,
+                staging.stored,
+                staging.failed,
+                upload.pk if upload is not None else "-",
             )
         except Exception:
             log.exception(
@@ -297,6 +306,9 @@ def serve(host: str, port: int, block: bool = True):
     """Listen on ``host``:``port``. Blocking: until SIGTERM or SIGINT, then abort what is under way
     (its complete instances are still stored) and return. Else: the running server (``shutdown()``)."""
     _config.STORE_RECV_CHUNKED_DATASET = True  # received data sets go to files, not memory
+    # no patient data in the logs: pynetdicom logs query and answer identifiers by default
+    _config.LOG_REQUEST_IDENTIFIERS = False
+    _config.LOG_RESPONSE_IDENTIFIERS = False
     ae = build_ae()
     server = ae.start_server((host, int(port)), block=False, evt_handlers=handlers())
     if not block:

@@ -51,7 +51,8 @@ class Admission:
 
 def _peer(address: str):
     """Stands in for a request in audit.services.record: the peer's address as the client IP."""
-    return SimpleNamespace(META={"REMOTE_ADDR": address or None, "HTTP_USER_AGENT": "DICOM"}, user=None)
+    address = (address or "").split("%")[0] or None  # an IPv6 zone is no part of the address
+    return SimpleNamespace(META={"REMOTE_ADDR": address, "HTTP_USER_AGENT": "DICOM"}, user=None)
 
 
 def printable(title: str) -> str:

@@ -256,6 +256,20 @@ def test_non_image_and_malformed_fail_while_good_ones_are_stored(server, modalit
     assert scratch_leftovers(settings) == []
 
 
+def test_instances_over_the_upload_limits_are_refused_out_of_resources(server, modality, user, settings):
+    size = len(encode(ct_dataset(), False, True))
+    settings.INGEST_MAX_MEMBER_BYTES = size * 2
+    settings.MAX_UPLOAD_BYTES = size * 5 // 2  # two fit, a third does not
+    assoc = scu().associate("127.0.0.1", server, ae_title=OUR_AE)
+    too_big = ct_dataset(ImageComments="x" * size * 2)
+    answers = [assoc.send_c_store(ds) for ds in (too_big, ct_dataset(), ct_dataset(), ct_dataset())]
+    assoc.release()
+    assert [answer.Status for answer in answers] == [0xA700, 0x0000, 0x0000, 0xA700]
+    assert "larger than" in answers[0].ErrorComment and "association over" in answers[3].ErrorComment
+    (upload,) = wait_for_upload(user)
+    assert upload.files_dicom == 2
+
+
 def test_aborted_association_stores_its_complete_instances_only(server, modality, user, settings):
     assoc = scu().associate("127.0.0.1", server, ae_title=OUR_AE, max_pdu=4096)
     assert assoc.is_established
