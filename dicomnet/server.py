@@ -119,14 +119,14 @@ def on_requested(event) -> None:
     address = str(assoc.requestor.address or "")
     try:
         admission = services.admit(calling=calling, called=called, address=address)
-    except Exception:
+    except Exception:  # the database is down, say: the caller may try again later
         log.exception("DICOM association from %s could not be checked", address)
-        admission = services.Admission(rejected="server error", diagnostic=services.CALLING_AE_NOT_RECOGNISED)
+        admission = services.Admission(rejected="server error", diagnostic=services.NO_REASON, transient=True)
     finally:
         connections.close_all()
     if admission.rejected:
         log.info("DICOM association rejected: %s (%s)", admission.rejected, address)
-        assoc.acse.send_reject(0x01, 0x01, admission.diagnostic)
+        assoc.acse.send_reject(0x02 if admission.transient else 0x01, 0x01, admission.diagnostic)
         assoc.kill()
         return
     session = Session(admission=admission, calling=calling.strip(" "), address=address)

@@ -22,7 +22,8 @@ from studies.services.imports import upload_staged
 A = AuditEvent.Action
 log = logging.getLogger(__name__)
 
-# A-ASSOCIATE-RJ diagnostics (PS3.8 9.3.4), source "DICOM UL service-user", rejected permanent
+# A-ASSOCIATE-RJ diagnostics (PS3.8 9.3.4), source "DICOM UL service-user"
+NO_REASON = 0x01
 CALLING_AE_NOT_RECOGNISED = 0x03
 CALLED_AE_NOT_RECOGNISED = 0x07
 
@@ -35,6 +36,7 @@ class Admission:
     owner: object | None = None
     rejected: str = ""  # the reason, for the audit trail
     diagnostic: int = 0
+    transient: bool = False  # rejected-transient (try again later), else rejected-permanent
 
     @property
     def may_store(self) -> bool:

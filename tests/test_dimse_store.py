@@ -460,3 +460,35 @@ def test_serve_dicom_refuses_an_unknown_owner_for_unknown_aes(settings, monkeypa
     settings.DICOM_ACCEPT_UNKNOWN_AE = "nobody"
     with pytest.raises(CommandError, match="DICOM_ACCEPT_UNKNOWN_AE names no active user"):
         call_command("serve", "dicom")
+
+
+def test_association_is_rejected_transiently_when_it_cannot_be_checked(server, modality, monkeypatch):
+    from dicomnet import services
+
+    def broken(**_):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(services, "admit", broken)
+    result = dcmtk("echoscu", "-aet", "MODALITY", "-aec", OUR_AE, "127.0.0.1", str(server))
+    assert result.returncode != 0
+    assert "Transient" in result.stdout + result.stderr
+
+
+def test_serve_dicom_says_when_its_port_is_taken(settings, monkeypatch):
+    import socket
+
+    from django.core.management import CommandError, call_command
+
+    from studies.management.commands import serve
+
+    for name in ("STORE_RECV_CHUNKED_DATASET", "LOG_REQUEST_IDENTIFIERS", "LOG_RESPONSE_IDENTIFIERS"):
+        monkeypatch.setattr(_config, name, getattr(_config, name))
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
+    monkeypatch.setattr(serve, "metrics_dir", lambda role: None)
+    monkeypatch.setattr(serve, "private_files", lambda: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings.DICOM_HOST, settings.DICOM_PORT = "127.0.0.1", taken.getsockname()[1]
+        with pytest.raises(CommandError, match="cannot listen on 127.0.0.1"):
+            call_command("serve", "dicom")

@@ -82,7 +82,13 @@ def run_dicom() -> None:
     if problem:
         raise CommandError(problem)
     tempfile.tempdir = str(scratch.tmp_dir())
-    serve(settings.DICOM_HOST, settings.DICOM_PORT, block=True)
+    try:
+        serve(settings.DICOM_HOST, settings.DICOM_PORT, block=True)
+    except OSError as exc:
+        raise CommandError(
+            f"The DICOM service cannot listen on {settings.DICOM_HOST}:{settings.DICOM_PORT} ({exc.strerror or exc}); "
+            "set DICOM_PORT (or DICOM_HOST) to a free one."
+        ) from None
 
 
 def check_storage() -> None:
