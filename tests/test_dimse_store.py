@@ -492,3 +492,28 @@ def test_serve_dicom_says_when_its_port_is_taken(settings, monkeypatch):
         settings.DICOM_HOST, settings.DICOM_PORT = "127.0.0.1", taken.getsockname()[1]
         with pytest.raises(CommandError, match="cannot listen on 127.0.0.1"):
             call_command("serve", "dicom")
+
+
+def test_query_and_retrieve_need_their_permissions(server, modality, user):
+    from pynetdicom.sop_class import (
+        StudyRootQueryRetrieveInformationModelGet as GetModel,
+    )
+    from pynetdicom.sop_class import (
+        StudyRootQueryRetrieveInformationModelMove as MoveModel,
+    )
+
+    ae = scu()
+    ae.add_requested_context(GetModel)
+    ae.add_requested_context(MoveModel)
+    assoc = ae.associate("127.0.0.1", server, ae_title=OUR_AE)
+    query = pydicom.Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = "1.2.3"
+    found = [status.Status for status, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)]
+    got = [status.Status for status, _ in assoc.send_c_get(query, GetModel)]
+    moved = [status.Status for status, _ in assoc.send_c_move(query, "MODALITY", MoveModel)]
+    assoc.release()
+    assert (found, got, moved) == ([0x0124], [0x0124], [0xC514])
+    refused = AuditEvent.objects.filter(action=A.DICOM_REJECTED)
+    assert sorted(event.detail["operation"] for event in refused) == ["C-FIND", "C-GET", "C-MOVE"]
+    assert {event.user for event in refused} == {user}
