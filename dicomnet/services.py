@@ -5,6 +5,7 @@ Audit details name AE titles, addresses and counts, never patients."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,7 +152,7 @@ def association_stored(
     if staged is not None:
         title = printable(calling).replace("/", "_") or "unknown AE"
         name = f"DICOM from {title} {timezone.localtime():%Y-%m-%d %H:%M:%S}"
-        upload = upload_staged(owner=admission.owner, path=staged, name=name)
+        upload = hand_over(owner=admission.owner, staged=staged, name=name)
     if stored or failed:
         record(
             A.DICOM_STORE,
@@ -168,6 +169,21 @@ def association_stored(
                 "ended": ended,
             },
         )
+    return upload
+
+
+def hand_over(*, owner, staged: Path, name: str):
+    """The staged ZIP as an Upload; if that fails (storage or database down), the ZIP stays in
+    the scratch folder (swept after a day) for an operator to import, and the log says where."""
+    kept = staged.with_name(f"{staged.stem}-unsent.zip")
+    os.link(staged, kept)  # upload_staged removes the file it is given, whatever happens
+    try:
+        upload = upload_staged(owner=owner, path=staged, name=name)
+    except Exception:
+        staged.unlink(missing_ok=True)
+        log.exception("received DICOM instances could not become an upload; kept in %s", kept)
+        return None
+    kept.unlink(missing_ok=True)
     return upload
 
 

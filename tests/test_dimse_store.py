@@ -517,3 +517,21 @@ def test_query_and_retrieve_need_their_permissions(server, modality, user):
     refused = AuditEvent.objects.filter(action=A.DICOM_REJECTED)
     assert sorted(event.detail["operation"] for event in refused) == ["C-FIND", "C-GET", "C-MOVE"]
     assert {event.user for event in refused} == {user}
+
+
+def test_instances_are_kept_when_the_upload_cannot_be_made(server, modality, user, settings, monkeypatch):
+    from dicomnet import services
+
+    def storage_down(**_):
+        raise OSError("storage unavailable")
+
+    monkeypatch.setattr(services, "upload_staged", storage_down)
+    assoc = scu().associate("127.0.0.1", server, ae_title=OUR_AE)
+    assert assoc.send_c_store(ct_dataset()).Status == 0x0000
+    assoc.release()
+    event = wait_for_event(A.DICOM_STORE)
+    assert event.outcome == AuditEvent.Outcome.FAILURE and event.detail["upload_id"] is None
+    (kept,) = scratch_leftovers(settings)
+    assert kept.endswith("-unsent.zip")
+    with zipfile.ZipFile(Path(settings.SCRATCH_DIR) / "tmp" / kept) as archive:
+        assert archive.namelist() == ["000001.dcm"]
