@@ -1,4 +1,4 @@
-# The two commands: `make run` (web + worker on http://127.0.0.1:8000) and `make test`.
+# The two commands: `make run` (web + worker on http://127.0.0.1:8000, DICOM on port 11112) and `make test`.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3

@@ -130,7 +130,9 @@ class App:
         self.url = f"http://127.0.0.1:{self.port}"
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=REPO, env=env, check=True)
         command = [sys.executable, "manage.py", "serve", "all", "--port", str(self.port)]
-        self.process = start(command, {"WEB_WORKERS": "2", "WORKER_CONCURRENCY": "2", **env}, scratch / f"{name}.log")
+        # `serve all` starts the DICOM service too: on a free port, so a bench never meets a running app's
+        extra = {"WEB_WORKERS": "2", "WORKER_CONCURRENCY": "2", "DICOM_PORT": str(free_port())}
+        self.process = start(command, {**extra, **env}, scratch / f"{name}.log")
         wait_for(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok and self.worker_pids(), name)
         time.sleep(1.0)  # the worker finishes connecting to its broker
         self.peak_rss = 0

@@ -399,6 +399,20 @@ DICOMWEB_RELATIVE_URIS = env_bool("DICOMWEB_RELATIVE_URIS", False)
 # Binary values longer than this (bytes) are replaced by a BulkDataURI in metadata.
 DICOMWEB_BULKDATA_THRESHOLD = env_int("DICOMWEB_BULKDATA_THRESHOLD", 1024)
 
+# --- DICOM network service (DIMSE: `manage.py serve dicom`) -------------------------------------
+# Our AE title (a calling AE must address it) and where the service listens.
+DICOM_AE_TITLE = env("DICOM_AE_TITLE", "DICOMVIEWER")
+DICOM_HOST = env("DICOM_HOST", env("HOST", "127.0.0.1"))
+DICOM_PORT = env_int("DICOM_PORT", 11112)
+# Calling AE titles not in the registry (dicomnet.RemoteAE) are rejected, unless this names a user:
+# then they may echo and store (what they store belongs to that user), never find or retrieve.
+DICOM_ACCEPT_UNKNOWN_AE = env("DICOM_ACCEPT_UNKNOWN_AE")
+# Also require a registered AE to call from its registered host (off by default: behind NAT or a
+# router every modality seems to come from one address, and AE titles are what PACS check).
+DICOM_CHECK_HOST = env_bool("DICOM_CHECK_HOST", False)
+# Associations served at once (more are rejected as "local limit exceeded", transiently).
+DICOM_MAX_ASSOCIATIONS = env_int("DICOM_MAX_ASSOCIATIONS", 10)
+
 # --- Audit trail ---------------------------------------------------------------------------
 AUDIT_IMAGE_WINDOW = env_int("AUDIT_IMAGE_WINDOW", 300)  # seconds: one image-access event per series per user
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 6 * 365)  # prune_audit removes older events
@@ -458,7 +472,9 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # pynetdicom: its per-message lines (and, at DEBUG, whole data sets) would fill the log with
+    # patient data; associations, refusals and failures are logged by dicomnet itself
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "pynetdicom": {"level": "WARNING"}},
 }
 
 

@@ -382,3 +382,26 @@ def small_ct(user, tmp_path, eager_celery):
     from tests.browsing import ingest_small_ct
 
     return ingest_small_ct(user, tmp_path)
+
+
+# --- the DICOM service (tests/test_dimse_*.py) -------------------------------------------------
+
+
+@pytest.fixture
+def dicom_service(eager_celery, settings):
+    """The DICOM service on a free port of 127.0.0.1, stopped (and its associations finished) after;
+    received data sets arrive in the scratch folder, as with `serve dicom`."""
+    import tempfile
+
+    from pynetdicom import _config
+
+    from dicomnet import server as dicom_server
+
+    chunked, temporary = _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir
+    tempfile.tempdir = str(Path(settings.SCRATCH_DIR) / "tmp")
+    port = free_port()
+    running = dicom_server.serve("127.0.0.1", port, block=False)
+    yield port
+    running.ae.shutdown()
+    dicom_server.wait_for_finishers(timeout=60)
+    _config.STORE_RECV_CHUNKED_DATASET, tempfile.tempdir = chunked, temporary

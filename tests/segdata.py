@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 
@@ -13,14 +14,12 @@ PET_SEG_ZIP = ("pt-wholebody-qinheadneck-fnndsc", "QIN-HEADNECK-01-0024_PET_299s
 SEG_MEMBER = "QIN-HEADNECK-01-0024/SEG/tumor_User1_Manual_Trial1.dcm"
 
 
-def ingest_pet_seg(user, tmp_path, *, with_pet: bool = True):
-    """Ingest the SEG and the 15 PET slices around it (z -445 to -395 mm) in this process (tasks
-    must run eagerly): returns (pet series or None, seg series, the SEG's dataset)."""
-    from studies.models import Series
-
+@functools.lru_cache(maxsize=2)
+def _members(with_pet: bool) -> tuple[tuple[str, bytes], ...]:
+    """The SEG and the PET slices it covers, read once per test process (reading the 299 PET
+    headers took a few seconds on every call)."""
     members = {}
     with zipfile.ZipFile(shared_path(*PET_SEG_ZIP)) as zf:
-        seg_ds = pydicom.dcmread(io.BytesIO(zf.read(SEG_MEMBER)))
         members[SEG_MEMBER] = zf.read(SEG_MEMBER)
         for name in zf.namelist() if with_pet else []:
             if "/PET/" in name and name.endswith(".dcm"):
@@ -28,6 +27,16 @@ def ingest_pet_seg(user, tmp_path, *, with_pet: bool = True):
                 ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
                 if -445 <= float(ds.ImagePositionPatient[2]) <= -395:
                     members[name] = data
+    return tuple(members.items())
+
+
+def ingest_pet_seg(user, tmp_path, *, with_pet: bool = True):
+    """Ingest the SEG and the 15 PET slices around it (z -445 to -395 mm) in this process (tasks
+    must run eagerly): returns (pet series or None, seg series, the SEG's dataset)."""
+    from studies.models import Series
+
+    members = dict(_members(with_pet))
+    seg_ds = pydicom.dcmread(io.BytesIO(members[SEG_MEMBER]))
     upload = ingest_zip(user, make_zip(tmp_path / "pet-seg.zip", members))
     upload.refresh_from_db()
     assert upload.status == "done", upload.error

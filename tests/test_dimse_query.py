@@ -1,5 +1,5 @@
 """C-FIND, C-GET and C-MOVE (dicomnet/find.py, dicomnet/retrieve.py) driven by dcmtk's findscu,
-getscu and movescu against the handlers bound to a pynetdicom AE in this process: matching at
+getscu and movescu against the DICOM service (dicomnet.server) running in this process: matching at
 every level, retrieval byte for byte (or decompressed when the peer takes only uncompressed data),
 move destinations, visibility between users and refused identifiers."""
 
@@ -16,7 +16,7 @@ from pydicom.data import get_testdata_file
 from audit.models import AuditEvent
 from dicomnet.find import handle_find
 from dicomnet.models import RemoteAE
-from dicomnet.retrieve import handle_get, handle_move
+from dicomnet.retrieve import handle_get
 from studies.models import Instance, Series, Study, Upload
 from tests.conftest import free_port, ingest_zip, make_zip, require_tool, shared_path, stored_bytes
 
@@ -24,63 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 SERVER_AE = "DICOMVIEWER"
 MR = "mr-transfer-syntaxes-dcmqats"  # one MR slice in nine transfer syntaxes, one series
-STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
-
-
-# --- a Query/Retrieve SCP with the handlers bound (the server of part A does the same) ----------
-
-
-def _bound(handler, permission: str):
-    def on_event(event):
-        remote = RemoteAE.objects.filter(ae_title=event.assoc.requestor.ae_title.strip()).first()
-        if remote is None or not getattr(remote, permission):
-            raise PermissionError("not allowed")
-        yield from handler(event, remote)
-
-    return on_event
-
-
-def _close_connections(event):
-    from django.db import connections
-
-    connections.close_all()  # this association thread's own
-
-
-@pytest.fixture
-def scp(monkeypatch):
-    """Our AE on a free port: Study Root FIND/GET/MOVE, storage as SCU for C-GET (role selection)."""
-    from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, _config, evt
-
-    # identifiers carry patient names: pynetdicom logs them unless told not to
-    monkeypatch.setattr(_config, "LOG_REQUEST_IDENTIFIERS", False)
-    monkeypatch.setattr(_config, "LOG_RESPONSE_IDENTIFIERS", False)
-    from pynetdicom.sop_class import (
-        StudyRootQueryRetrieveInformationModelFind,
-        StudyRootQueryRetrieveInformationModelGet,
-        StudyRootQueryRetrieveInformationModelMove,
-    )
-
-    ae = AE(ae_title=SERVER_AE)
-    for sop_class in (
-        StudyRootQueryRetrieveInformationModelFind,
-        StudyRootQueryRetrieveInformationModelGet,
-        StudyRootQueryRetrieveInformationModelMove,
-    ):
-        ae.add_supported_context(sop_class)
-    for context in StoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES, scu_role=False, scp_role=True)
-    ae.add_requested_context("1.2.840.10008.1.1")
-    handlers = [
-        (evt.EVT_C_FIND, _bound(handle_find, "may_find")),
-        (evt.EVT_C_GET, _bound(handle_get, "may_retrieve")),
-        (evt.EVT_C_MOVE, _bound(handle_move, "may_retrieve")),
-        (evt.EVT_RELEASED, _close_connections),
-        (evt.EVT_ABORTED, _close_connections),
-    ]
-    port = free_port()
-    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
-    yield port
-    server.shutdown()
 
 
 class StorageSCP:
@@ -164,9 +107,9 @@ def values(ds: pydicom.Dataset) -> dict:
 # --- C-FIND ----------------------------------------------------------------------------------------
 
 
-def test_find_studies_with_wildcards_sees_only_the_owners(scp, studies, tmp_path):
+def test_find_studies_with_wildcards_sees_only_the_owners(dicom_service, studies, tmp_path):
     keys = ["QueryRetrieveLevel=STUDY", "PatientName=*", "StudyInstanceUID", "StudyDate", "ModalitiesInStudy"]
-    answers, output = find(scp, tmp_path, keys)
+    answers, output = find(dicom_service, tmp_path, keys)
     assert sorted(a.StudyInstanceUID for a in answers) == sorted(
         [studies["mr"].study_instance_uid, studies["ct"].study_instance_uid]
     ), output
@@ -174,7 +117,7 @@ def test_find_studies_with_wildcards_sees_only_the_owners(scp, studies, tmp_path
     assert ct.StudyDate == "20040119" and ct.ModalitiesInStudy == "CT" and ct.QueryRetrieveLevel == "STUDY"
     assert str(ct.PatientName) == "CompressedSamples^CT1" and ct.RetrieveAETitle == SERVER_AE
 
-    answers, _ = find(scp, tmp_path, keys, aet="BOBAE")
+    answers, _ = find(dicom_service, tmp_path, keys, aet="BOBAE")
     assert [a.StudyInstanceUID for a in answers] == [studies["bob"].study_instance_uid]
 
     event = AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_FIND).order_by("id").first()
@@ -197,17 +140,17 @@ def test_find_studies_with_wildcards_sees_only_the_owners(scp, studies, tmp_path
         "StudyTime=133834.25-133834.25": [mr_uid],
     }
     for key, expected in cases.items():
-        answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=STUDY", key, "AccessionNumber"])
+        answers, output = find(dicom_service, tmp_path, ["QueryRetrieveLevel=STUDY", key, "AccessionNumber"])
         assert sorted(a.StudyInstanceUID for a in answers) == sorted(expected), (key, output)
         for a in answers:  # a requested key without value comes back empty
             assert "AccessionNumber" in a and a.AccessionNumber == ""
 
 
-def test_find_series_and_images(scp, studies, tmp_path):
+def test_find_series_and_images(dicom_service, studies, tmp_path):
     mr = studies["mr"]
     series = Series.objects.get(study=mr)
     keys = ["QueryRetrieveLevel=SERIES", f"StudyInstanceUID={mr.study_instance_uid}", "SeriesInstanceUID", "Modality"]
-    answers, output = find(scp, tmp_path, [*keys, "SeriesNumber", "NumberOfSeriesRelatedInstances"])
+    answers, output = find(dicom_service, tmp_path, [*keys, "SeriesNumber", "NumberOfSeriesRelatedInstances"])
     assert len(answers) == 1, output
     assert answers[0].SeriesInstanceUID == series.series_instance_uid and answers[0].Modality == "MR"
     assert answers[0].NumberOfSeriesRelatedInstances == 9 and answers[0].StudyInstanceUID == mr.study_instance_uid
@@ -220,13 +163,13 @@ def test_find_series_and_images(scp, studies, tmp_path):
         "SOPClassUID",
         "InstanceNumber",
     ]
-    answers, output = find(scp, tmp_path, keys)
+    answers, output = find(dicom_service, tmp_path, keys)
     stored = set(Instance.objects.filter(series=series).values_list("sop_instance_uid", flat=True))
     assert {a.SOPInstanceUID for a in answers} == stored and len(answers) == 9, output
     assert all(a.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4" for a in answers)
 
 
-def test_find_refuses_bad_identifiers_and_limits_wildcard_queries(scp, studies, tmp_path, monkeypatch):
+def test_find_refuses_bad_identifiers_and_limits_wildcard_queries(dicom_service, studies, tmp_path, monkeypatch):
     from dicomweb import qido
 
     monkeypatch.setattr(qido, "MAX_RESULTS", 1)
@@ -240,27 +183,28 @@ def test_find_refuses_bad_identifiers_and_limits_wildcard_queries(scp, studies, 
         "StudyID=*",
         "StudyInstanceUID",
     ]
-    answers, output = find(scp, tmp_path, keys)
+    answers, output = find(dicom_service, tmp_path, keys)
     assert len(answers) == 1, output
     assert "Only the first 1 matches were sent" in output and "0xa700" in output
 
-    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=SERIES", "SeriesInstanceUID"])
+    answers, output = find(dicom_service, tmp_path, ["QueryRetrieveLevel=SERIES", "SeriesInstanceUID"])
     assert answers == [] and "StudyInstanceUID is required at SERIES level" in output
     mr = studies["mr"]
-    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={mr.study_instance_uid}"])
+    keys = ["QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={mr.study_instance_uid}"]
+    answers, output = find(dicom_service, tmp_path, keys)
     assert answers == [] and "SeriesInstanceUID is required at IMAGE level" in output
-    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=PATIENT", "PatientID"])
+    answers, output = find(dicom_service, tmp_path, ["QueryRetrieveLevel=PATIENT", "PatientID"])
     assert answers == [] and "QueryRetrieveLevel must be STUDY, SERIES or IMAGE" in output
-    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=STUDY", "StudyDate=2024"])
+    answers, output = find(dicom_service, tmp_path, ["QueryRetrieveLevel=STUDY", "StudyDate=2024"])
     assert answers == [] and "is not a date" in output
-    answers, output = find(scp, tmp_path, ["QueryRetrieveLevel=STUDY", "StudyTime=2500"])
+    answers, output = find(dicom_service, tmp_path, ["QueryRetrieveLevel=STUDY", "StudyTime=2500"])
     assert answers == [] and "is not a time of day" in output
 
 
 # --- C-GET -----------------------------------------------------------------------------------------
 
 
-def test_get_series_returns_the_stored_files(scp, studies, tmp_path):
+def test_get_series_returns_the_stored_files(dicom_service, studies, tmp_path):
     mr = studies["mr"]
     series = Series.objects.get(study=mr)
     folder = tmp_path / "got"
@@ -271,7 +215,7 @@ def test_get_series_returns_the_stored_files(scp, studies, tmp_path):
         f"SeriesInstanceUID={series.series_instance_uid}",
     ]
     options = ["-od", str(folder)]  # getscu proposes the uncompressed syntaxes only
-    output = dcmtk("getscu", scp, keys, *options)
+    output = dcmtk("getscu", dicom_service, keys, *options)
     received = {pydicom.dcmread(p).SOPInstanceUID: p for p in folder.iterdir()}
     stored = {i.sop_instance_uid: i for i in Instance.objects.filter(series=series)}
     assert set(received) == set(stored), output
@@ -289,26 +233,25 @@ def test_get_series_returns_the_stored_files(scp, studies, tmp_path):
     assert event.detail["study_ids"] == [mr.pk] and event.username == "alice"
 
 
-def test_get_sends_nothing_of_another_users_and_refuses_missing_keys(scp, studies, tmp_path):
+def test_get_sends_nothing_of_another_users_and_refuses_missing_keys(dicom_service, studies, tmp_path):
     folder = tmp_path / "got"
     folder.mkdir()
     keys = ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={studies['bob'].study_instance_uid}"]
-    dcmtk("getscu", scp, keys, "-od", str(folder))
+    dcmtk("getscu", dicom_service, keys, "-od", str(folder))
     assert list(folder.iterdir()) == []
 
-    output = dcmtk("getscu", scp, ["QueryRetrieveLevel=SERIES", "PatientName=*"], "-od", str(folder))
+    output = dcmtk("getscu", dicom_service, ["QueryRetrieveLevel=SERIES", "PatientName=*"], "-od", str(folder))
     assert list(folder.iterdir()) == [] and "StudyInstanceUID is required at SERIES level" in output
 
 
 # --- C-MOVE ----------------------------------------------------------------------------------------
 
 
-def test_move_only_to_destinations_of_the_same_owner(scp, studies, destination, user, other_user):
+def test_move_only_to_destinations_of_the_same_owner(dicom_service, studies, destination, user, other_user):
     RemoteAE.objects.create(ae_title="DEST", host="127.0.0.1", port=destination.port, owner=user)
     ct = studies["ct"]
-    output = dcmtk(
-        "movescu", scp, ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={ct.study_instance_uid}"], "-aem", "DEST"
-    )
+    keys = ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={ct.study_instance_uid}"]
+    output = dcmtk("movescu", dicom_service, keys, "-aem", "DEST")
     instance = Instance.objects.get(series__study=ct)
     assert [ds.SOPInstanceUID for ds in destination.received] == [instance.sop_instance_uid], output
     original = pydicom.dcmread(pydicom.filebase.DicomBytesIO(stored_bytes(instance.file)))
@@ -318,13 +261,11 @@ def test_move_only_to_destinations_of_the_same_owner(scp, studies, destination, 
     assert event.detail["sent"] == 1 and event.detail["study_ids"] == [ct.pk]
 
     RemoteAE.objects.create(ae_title="BOBDEST", host="127.0.0.1", port=destination.port, owner=other_user)
-    keys = ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={ct.study_instance_uid}"]
     for title in ("BOBDEST", "NOWHERE"):  # bob's AE is as unknown to alice as one nobody registered
-        output = dcmtk("movescu", scp, keys, "-aem", title)
+        output = dcmtk("movescu", dicom_service, keys, "-aem", title)
         assert "0xa801" in output, output
-    output = dcmtk(
-        "movescu", scp, ["QueryRetrieveLevel=SERIES", f"StudyInstanceUID={ct.study_instance_uid}"], "-aem", "DEST"
-    )
+    keys = ["QueryRetrieveLevel=SERIES", f"StudyInstanceUID={ct.study_instance_uid}"]
+    output = dcmtk("movescu", dicom_service, keys, "-aem", "DEST")
     assert "0xa900" in output and "SeriesInstanceUID is required at SERIES level" in output, output
     assert len(destination.received) == 1
     events = AuditEvent.objects.filter(action=AuditEvent.Action.DICOM_SEND, outcome=AuditEvent.Outcome.FAILURE)

@@ -40,6 +40,7 @@ def page_urls(study: Study) -> dict[str, str]:
         "study-share-add": reverse("viewer:study-share-add", args=[study.pk]),
         "study-share-remove": reverse("viewer:study-share-remove", args=[study.pk, 1]),
         "study-delete": reverse("viewer:study-delete", args=[study.pk]),
+        "study-anonymise": reverse("viewer:study-anonymise", args=[study.pk]),
     }
 
 
@@ -61,7 +62,9 @@ def test_another_users_study_and_series_answer_404(client, user, other_user):
     for name, url in page_urls(theirs).items():
         if name in ("home", "upload"):
             continue
-        fetch = client.post if name.startswith(("study-share", "study-delete")) else client.get  # POSTs only
+        fetch = (
+            client.post if name.startswith(("study-share", "study-delete", "study-anonymise")) else client.get
+        )  # POSTs only
         assert fetch(url, {"kind": "user", "target": "alice"}).status_code == 404, name
     assert theirs.patient.name not in client.get(reverse("viewer:home")).content.decode()
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("upload/", views.upload, name="upload"),
     path("studies/<int:pk>/", views.study_detail, name="study"),
     path("studies/<int:pk>/delete/", views.study_delete, name="study-delete"),
+    path("studies/<int:pk>/anonymise/", views.study_anonymise, name="study-anonymise"),
     path("studies/<int:pk>/status/", views.study_status, name="study-status"),
     path("studies/<int:pk>/shares/", views.study_share_add, name="study-share-add"),
     path("studies/<int:pk>/shares/<int:share_id>/remove/", views.study_share_remove, name="study-share-remove"),

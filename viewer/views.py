@@ -6,6 +6,8 @@ ids answer 404. Search values travel in POST bodies and the session, never in UR
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -19,7 +21,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.models import AuditEvent
 from audit.services import record, record_images_view
 from studies import selectors, storage
-from studies.services import deletion, image_access, sharing
+from studies.services import deid, deletion, image_access, sharing
+from studies.services.archives import members_of
+from studies.services.uploads import InvalidUpload
 from viewer import study_list
 from viewer.dicom_tags import read_header_rows, source_frame
 from viewer.forms import StudyFilterForm, filters_from_session
@@ -107,6 +111,34 @@ def study_detail(request, pk: int):
         context["shares"] = study.shares.select_related("user", "group").order_by("id")
         context["share_names"] = share_names(request.user)
     return render(request, "viewer/study.html", context)
+
+
+@login_required
+@require_POST
+def study_anonymise(request, pk: int):
+    """The study page's anonymised export form: "Download anonymised" goes on to the API's
+    de-identified archive (a GET the browser saves), "Make an anonymised copy" ingests the copy as a
+    new upload of the requesting user, whose progress the upload page shows."""
+    study = get_object_or_404(selectors.studies_visible_to(request.user), pk=pk)
+    try:
+        options = deid.Options.parse(request.POST.getlist("options"))
+        if request.POST.get("do") == "download":
+            query = urlencode({"deidentify": "basic", "options": ",".join(options.names)})
+            return redirect(f"{reverse('api:study-archive', args=[study.pk])}?{query}")
+        if request.POST.get("do") != "copy":
+            raise deid.DeidError("Choose Download anonymised or Make an anonymised copy.")
+        members = members_of(selectors.instances_visible_to(request.user).filter(series__study=study))
+        upload, summary = deid.deid_copy(
+            study=study, members=members, options=options, user=request.user, request=request
+        )
+    except (deid.DeidError, InvalidUpload) as exc:
+        messages.error(request, str(exc))
+        return redirect("viewer:study", pk=study.pk)
+    left_out = f"; {len(summary.left_out)} left out (they may show identifying text)" if summary.left_out else ""
+    messages.success(
+        request, f"An anonymised copy of {summary.files} files is being imported (upload {upload.pk}){left_out}."
+    )
+    return redirect("viewer:upload")
 
 
 @login_required

@@ -30,9 +30,8 @@ from studies.files import file_response
 from studies.imaging.planes import SLAB_MODES
 from studies.imaging.render import Window
 from studies.imaging.slabs import SlabError, check_slab, parse_slab
-from studies.imaging.uids import is_valid_uid
-from studies.services import image_access
-from studies.services.archives import Member, zip_stream
+from studies.services import deid, image_access
+from studies.services.archives import members_of, zip_stream
 from studies.services.deletion import series_delete, study_delete
 from studies.services.uploads import InvalidUpload, SizeLimitHandler, UploadBusy, upload_create, upload_rerun
 from tokens.services import token_create, token_revoke
@@ -88,26 +87,43 @@ def download_name(text: str) -> str:
 
 def zip_response(request, obj, members, filename: str) -> StreamingHttpResponse:
     record(AuditEvent.Action.DOWNLOAD, request=request, obj=obj, detail={"files": len(members), "format": "zip"})
-    response = StreamingHttpResponse(zip_stream(members), content_type="application/zip")
+    return zip_stream_response(zip_stream(members), filename)
+
+
+DEID_PARAMETERS = [
+    OpenApiParameter("deidentify", str, enum=["basic"], description="De-identify (PS3.15 Annex E Basic Profile)."),
+    OpenApiParameter(
+        "options",
+        str,
+        pattern=f"^(({'|'.join(deid.OPTION_NAMES)})(,({'|'.join(deid.OPTION_NAMES)}))*)?$",
+        description="With deidentify=basic only: comma-separated profile options: "
+        + ", ".join(deid.OPTION_NAMES)
+        + " (without deidentify: 400).",
+    ),
+]
+
+
+def deid_options(request) -> deid.Options | None:
+    """The ``deidentify``/``options`` query parameters -> Options, None for the originals, or a 400."""
+    profile = request.query_params.get("deidentify")
+    options = ",".join(request.query_params.getlist("options")) if "options" in request.query_params else None
+    if profile is None:
+        if options is not None:
+            raise ValidationError({"detail": "options needs deidentify=basic."})
+        return None
+    if profile != "basic":
+        raise ValidationError({"detail": "deidentify must be 'basic' (PS3.15 Annex E Basic Profile)."})
+    try:
+        return deid.Options.parse(options)
+    except deid.DeidError as exc:
+        raise ValidationError({"detail": str(exc)}) from None
+
+
+def zip_stream_response(stream, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(stream, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{download_name(filename)}.zip"'
     response["Cache-Control"] = "private, no-store"
     return response
-
-
-def members_of(instances) -> list[Member]:
-    """Each instance's file, named <SeriesInstanceUID>/<SOPInstanceUID>.dcm in the archive (rows
-    stored before UIDs were checked at ingest, if any, by their ids instead)."""
-    rows = instances.values_list(
-        "series_id", "series__series_instance_uid", "id", "sop_instance_uid", "file", "file_size", "created_at"
-    ).order_by("series__series_number", "series_id", "instance_number", "id")
-    return [
-        Member(f"{_uid_or(series_uid, 'series', series_id)}/{_uid_or(sop_uid, 'instance', pk)}.dcm", name, size, when)
-        for series_id, series_uid, pk, sop_uid, name, size, when in rows
-    ]
-
-
-def _uid_or(uid: str, kind: str, pk: int) -> str:
-    return uid if is_valid_uid(uid) else f"{kind}-{pk}"
 
 
 # --- auth and tokens ------------------------------------------------------------------------
@@ -321,12 +337,20 @@ class StudyViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
         study_delete(study=study, request=request)  # audited by the service
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses=ZIP_RESPONSE)
+    @extend_schema(
+        parameters=DEID_PARAMETERS,
+        responses={**ZIP_RESPONSE, 400: OpenApiResponse(description="An unknown deidentify profile or option.")},
+    )
     def archive(self, request, pk=None):
-        """Every original file of the study, as a ZIP streamed while it is written."""
+        """Every original file of the study, as a ZIP streamed while it is written; with
+        ``deidentify=basic``, de-identified (PS3.15 Annex E) with a manifest of what was left out."""
         study = self.get_object()
+        options = deid_options(request)
         members = members_of(selectors.instances_visible_to(request.user).filter(series__study=study))
-        return zip_response(request, study, members, f"study-{study.pk}")
+        if options is None:
+            return zip_response(request, study, members, f"study-{study.pk}")
+        stream = deid.deid_archive(obj=study, members=members, options=options, request=request)
+        return zip_stream_response(stream, f"study-{study.pk}-anonymised")
 
 
 @extend_schema_view(destroy=extend_schema(responses=DELETE_RESPONSES))
@@ -368,12 +392,20 @@ class SeriesViewSet(mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
         series_delete(series=series, request=request)  # audited by the service
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses=ZIP_RESPONSE)
+    @extend_schema(
+        parameters=DEID_PARAMETERS,
+        responses={**ZIP_RESPONSE, 400: OpenApiResponse(description="An unknown deidentify profile or option.")},
+    )
     def archive(self, request, pk=None):
-        """Every original file of the series, as a ZIP streamed while it is written."""
+        """Every original file of the series, as a ZIP streamed while it is written; with
+        ``deidentify=basic``, de-identified (PS3.15 Annex E) with a manifest of what was left out."""
         series = self.get_object()
+        options = deid_options(request)
         members = members_of(selectors.instances_visible_to(request.user).filter(series=series))
-        return zip_response(request, series, members, f"series-{series.pk}")
+        if options is None:
+            return zip_response(request, series, members, f"series-{series.pk}")
+        stream = deid.deid_archive(obj=series, members=members, options=options, request=request)
+        return zip_stream_response(stream, f"series-{series.pk}-anonymised")
 
 
 class InstanceViewSet(viewsets.ReadOnlyModelViewSet):

@@ -12,8 +12,10 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from studies import storage
+from studies.imaging.uids import is_valid_uid
 
 CHUNK_BYTES = 1024 * 1024
 
@@ -62,6 +64,22 @@ class Member:
     modified: datetime
 
 
+def members_of(instances) -> list[Member]:
+    """Each instance's file, named <SeriesInstanceUID>/<SOPInstanceUID>.dcm in the archive (rows
+    stored before UIDs were checked at ingest, if any, by their ids instead)."""
+    rows = instances.values_list(
+        "series_id", "series__series_instance_uid", "id", "sop_instance_uid", "file", "file_size", "created_at"
+    ).order_by("series__series_number", "series_id", "instance_number", "id")
+    return [
+        Member(f"{_uid_or(series_uid, 'series', series_id)}/{_uid_or(sop_uid, 'instance', pk)}.dcm", name, size, when)
+        for series_id, series_uid, pk, sop_uid, name, size, when in rows
+    ]
+
+
+def _uid_or(uid: str, kind: str, pk: int) -> str:
+    return uid if is_valid_uid(uid) else f"{kind}-{pk}"
+
+
 def zip_stream(members: Iterable[Member]) -> Iterator[bytes]:
     sink = _Sink()
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
@@ -71,11 +89,25 @@ def zip_stream(members: Iterable[Member]) -> Iterator[bytes]:
             except FileNotFoundError:
                 continue  # removed meanwhile (a concurrent delete): leave it out
             with source:
-                info = zipfile.ZipInfo(safe_member_name(member.name), date_time=member.modified.timetuple()[:6])
-                info.file_size = member.size
-                with archive.open(info, "w") as entry:
-                    while chunk := source.read(CHUNK_BYTES):
-                        entry.write(chunk)
-                        yield sink.take()
+                chunks = iter(partial(source.read, CHUNK_BYTES), b"")
+                yield from _entry(archive, sink, member.name, member.modified, member.size, chunks)
+    yield sink.take()
+
+
+def zip_stream_of(entries: Iterable[tuple[str, datetime, bytes]]) -> Iterator[bytes]:
+    """A ZIP of (name, time, bytes) entries made while it is written (de-identified files)."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, modified, data in entries:
+            yield from _entry(archive, sink, name, modified, len(data), [data])
+    yield sink.take()
+
+
+def _entry(archive, sink: _Sink, name: str, modified: datetime, size: int, chunks) -> Iterator[bytes]:
+    info = zipfile.ZipInfo(safe_member_name(name), date_time=modified.timetuple()[:6])
+    info.file_size = size
+    with archive.open(info, "w") as entry:
+        for chunk in chunks:
+            entry.write(chunk)
             yield sink.take()
     yield sink.take()

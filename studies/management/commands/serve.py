@@ -1,5 +1,6 @@
-"""Run the web server, the Celery worker, the scheduler, or web and worker together (``make run``,
-with the scheduler inside the worker); Ctrl-C stops what it started.
+"""Run the web server, the Celery worker, the scheduler, the DICOM network service, or web, worker
+and DICOM service together (``make run``, with the scheduler inside the worker); Ctrl-C stops what
+it started.
 
 docker-compose.yml, ``make run`` and the end-to-end tests all start processes through this
 command, so the deployment runs exactly what the tests exercise.
@@ -59,6 +60,37 @@ def beat_command() -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "dicomviewer", "beat", "--loglevel", "INFO"]
 
 
+def dicom_command() -> list[str]:
+    """The DICOM network service (dicomnet.server) on DICOM_HOST:DICOM_PORT, in its own process."""
+    from django.conf import settings
+
+    return [sys.executable, str(settings.BASE_DIR / "manage.py"), "serve", "dicom"]
+
+
+def run_dicom() -> None:
+    """Serve DIMSE in this process until SIGTERM or SIGINT. pynetdicom writes each received data
+    set to a temporary file: here, in the scratch folder (cleanup_uploads sweeps leftovers)."""
+    import tempfile
+
+    from django.conf import settings
+
+    from dicomnet.server import serve
+    from dicomnet.services import check_dicom_settings
+    from studies import scratch
+
+    problem = check_dicom_settings()
+    if problem:
+        raise CommandError(problem)
+    tempfile.tempdir = str(scratch.tmp_dir())
+    try:
+        serve(settings.DICOM_HOST, settings.DICOM_PORT, block=True)
+    except OSError as exc:
+        raise CommandError(
+            f"The DICOM service cannot listen on {settings.DICOM_HOST}:{settings.DICOM_PORT} ({exc.strerror or exc}); "
+            "set DICOM_PORT (or DICOM_HOST) to a free one."
+        ) from None
+
+
 def check_storage() -> None:
     """Refuse to start on a storage that cannot be used (no bucket, wrong credentials, endpoint
     down): better a clear error now than a failed upload later."""
@@ -104,10 +136,13 @@ def metrics_dir(role: str) -> None:
 
 
 class Command(BaseCommand):
-    help = "Run the web server (gunicorn), the Celery worker, the scheduler (beat), or web + worker + beat."
+    help = (
+        "Run the web server (gunicorn), the Celery worker, the scheduler (beat), the DICOM service, "
+        "or web + worker + beat + DICOM service."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("role", nargs="?", choices=["all", "web", "worker", "beat"], default="all")
+        parser.add_argument("role", nargs="?", choices=["all", "web", "worker", "beat", "dicom"], default="all")
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", default=os.environ.get("PORT", "8000"))
 
@@ -122,13 +157,20 @@ class Command(BaseCommand):
             commands["worker"] = worker_command(with_beat=role == "all")
         if role == "beat":
             commands["beat"] = beat_command()
+        if role == "all":
+            commands["dicom"] = dicom_command()
+        if role == "dicom":
+            run_dicom()
+            return
         if len(commands) == 1:
             os.execv(sys.executable, next(iter(commands.values())))
         self.run_together(commands, f"http://{host}:{port}/")
 
     def run_together(self, commands: dict, url: str):
         processes = {name: subprocess.Popen(cmd, start_new_session=True) for name, cmd in commands.items()}
-        self.stdout.write(f"dicomviewer is running on {url} (Ctrl-C stops the web server and the worker)")
+        self.stdout.write(
+            f"dicomviewer is running on {url} (Ctrl-C stops the web server, the worker and the DICOM service)"
+        )
         stopping = False
 
         def stop(*_):
