@@ -7,18 +7,9 @@ the answer was cut short (C-FIND has no warning status).
 
 from __future__ import annotations
 
-from dicomnet.identifiers import (
-    CANCELLED,
-    OUT_OF_RESOURCES,
-    PENDING,
-    REQUIRED_FOR_FIND,
-    SUCCESS,
-    Refused,
-    answer,
-    read_identifier,
-    request_identifier,
-)
+from dicomnet.identifiers import REQUIRED_FOR_FIND, Refused, answer, read_identifier, request_identifier
 from dicomnet.query_services import find_matches
+from dicomnet.statuses import Status
 from dicomweb import qido
 
 
@@ -32,14 +23,11 @@ def handle_find(event, remote):
     ae_title = event.assoc.ae.ae_title
     for row in rows:
         if event.is_cancelled:
-            yield CANCELLED, None
+            yield Status.CANCEL, None
             return
-        yield PENDING, answer(row, identifier, ae_title)
+        yield Status.PENDING, answer(row, identifier, ae_title)
     if truncated:
-        limit = qido.MAX_RESULTS
-        yield (
-            Refused(OUT_OF_RESOURCES, f"Only the first {limit} matches were sent: narrow the query").status_dataset(),
-            None,
-        )
+        comment = f"Only the first {qido.MAX_RESULTS} matches were sent: narrow the query"
+        yield Refused(Status.OUT_OF_RESOURCES, comment).status_dataset(), None
         return
-    yield SUCCESS, None
+    yield Status.SUCCESS, None

@@ -16,8 +16,10 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from dicomnet.statuses import Status, status
 from dicomweb import qido
 from dicomweb.dicomjson import keyword_of, parse_tag
+from dicomweb.matching import has_wildcards
 from studies import selectors
 from studies.models import Instance
 
@@ -33,28 +35,17 @@ REQUIRED_FOR_RETRIEVE = {
 }
 NOT_KEYS = {parse_tag("QueryRetrieveLevel"), parse_tag("SpecificCharacterSet")}
 
-# DIMSE statuses (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4)
-IDENTIFIER_DOES_NOT_MATCH = 0xA900
-UNABLE_TO_PROCESS = 0xC000
-OUT_OF_RESOURCES = 0xA700
-CANCELLED = 0xFE00
-PENDING = 0xFF00
-SUCCESS = 0x0000
-
 
 class Refused(Exception):
-    """The identifier cannot be answered: a DIMSE failure status and its ErrorComment (64 characters at most)."""
+    """The request cannot be answered: a DIMSE failure status and its ErrorComment."""
 
-    def __init__(self, status: int, comment: str):
+    def __init__(self, code: Status, comment: str):
         super().__init__(comment)
-        self.status = status
-        self.comment = comment[:64]
+        self.code = code
+        self.comment = comment
 
     def status_dataset(self) -> Dataset:
-        ds = Dataset()
-        ds.Status = self.status
-        ds.ErrorComment = self.comment
-        return ds
+        return status(self.code, self.comment)
 
 
 @dataclass
@@ -71,14 +62,14 @@ class Identifier:
 def read_identifier(ds: Dataset | None, required: dict[str, tuple[str, ...]]) -> Identifier:
     """The level and matching keys of a request identifier; Refused when it does not fit Study Root."""
     if ds is None:
-        raise Refused(UNABLE_TO_PROCESS, "The identifier could not be decoded")
+        raise Refused(Status.CANNOT_UNDERSTAND, "The identifier could not be decoded")
     try:
         level = str(ds.get("QueryRetrieveLevel", "") or "").strip().upper()
         elements = list(ds)
     except Exception:  # a malformed element: pydicom converts values on access
-        raise Refused(UNABLE_TO_PROCESS, "The identifier could not be decoded") from None
+        raise Refused(Status.CANNOT_UNDERSTAND, "The identifier could not be decoded") from None
     if level not in LEVELS:
-        raise Refused(IDENTIFIER_DOES_NOT_MATCH, "QueryRetrieveLevel must be STUDY, SERIES or IMAGE")
+        raise Refused(Status.DOES_NOT_MATCH, "QueryRetrieveLevel must be STUDY, SERIES or IMAGE")
     identifier = Identifier(level=level, query=qido.Query())
     for element in elements:
         if element.tag.group in (0x0000, 0x0002) or int(element.tag) in NOT_KEYS:
@@ -87,12 +78,12 @@ def read_identifier(ds: Dataset | None, required: dict[str, tuple[str, ...]]) ->
         text = _text(element)
         if text:
             if len(text) > qido.MAX_VALUE_CHARS or "\x00" in text:
-                raise Refused(UNABLE_TO_PROCESS, f"{keyword_of(int(element.tag))}: value too long or with NUL")
+                raise Refused(Status.CANNOT_UNDERSTAND, f"{keyword_of(int(element.tag))}: value too long or with NUL")
             identifier.query.matches[int(element.tag)] = text
     for keyword in required[level]:
         value = identifier.query.matches.get(parse_tag(keyword), "").strip()
-        if not value or qido.has_wildcards(value):
-            raise Refused(IDENTIFIER_DOES_NOT_MATCH, f"{keyword} is required at {level} level")
+        if not value or has_wildcards(value):
+            raise Refused(Status.DOES_NOT_MATCH, f"{keyword} is required at {level} level")
     return identifier
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from audit.models import AuditEvent
 from audit.services import record
-from dicomnet.identifiers import OUT_OF_RESOURCES, UNABLE_TO_PROCESS, Identifier, Refused, instances_matching, matches
+from dicomnet.identifiers import Identifier, Refused, instances_matching, matches
 from dicomnet.models import RemoteAE
+from dicomnet.statuses import Status
 from dicomweb import qido
 from studies.models import Instance
 
@@ -25,7 +26,7 @@ def find_matches(*, remote: RemoteAE, identifier: Identifier) -> tuple[list, boo
         rows = list(matches(remote.owner, identifier)[: qido.MAX_RESULTS + 1])
     except qido.QueryError as exc:
         _record_find(remote, identifier, None, AuditEvent.Outcome.FAILURE)
-        raise Refused(UNABLE_TO_PROCESS, str(exc)) from None
+        raise Refused(Status.CANNOT_UNDERSTAND, str(exc)) from None
     truncated = len(rows) > qido.MAX_RESULTS
     rows = rows[: qido.MAX_RESULTS]
     _record_find(remote, identifier, len(rows), AuditEvent.Outcome.SUCCESS, truncated)
@@ -46,9 +47,9 @@ def instances_to_send(*, remote: RemoteAE, identifier: Identifier) -> list[Insta
     try:
         instances = list(instances_matching(remote.owner, identifier)[: MAX_SUBOPERATIONS + 1])
     except qido.QueryError as exc:
-        raise Refused(UNABLE_TO_PROCESS, str(exc)) from None
+        raise Refused(Status.CANNOT_UNDERSTAND, str(exc)) from None
     if len(instances) > MAX_SUBOPERATIONS:
-        raise Refused(OUT_OF_RESOURCES + 2, f"More than {MAX_SUBOPERATIONS} instances: ask per series")
+        raise Refused(Status.SUB_OPERATIONS_FAILED, f"More than {MAX_SUBOPERATIONS} instances: ask per series")
     return instances
 
 

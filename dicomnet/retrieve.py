@@ -24,8 +24,9 @@ from pynetdicom import build_context, evt
 from pynetdicom.sop_class import Verification
 
 from audit.models import AuditEvent
-from dicomnet.identifiers import CANCELLED, PENDING, REQUIRED_FOR_RETRIEVE, Refused, read_identifier, request_identifier
+from dicomnet.identifiers import REQUIRED_FOR_RETRIEVE, Refused, read_identifier, request_identifier
 from dicomnet.query_services import instances_to_send, move_destination, record_send
+from dicomnet.statuses import Status
 from dicomweb import pixels
 from studies import storage
 from studies.models import Instance
@@ -53,7 +54,8 @@ def handle_move(event, remote):
     title = (event.move_destination or "").strip()
     destination = move_destination(remote=remote, ae_title=title)
     if destination is None:
-        record_send(**_failed(remote, "C-MOVE", title, Refused(0xA801, "Move destination unknown")))
+        unknown = Refused(Status.MOVE_DESTINATION_UNKNOWN, "Move destination unknown")
+        record_send(**_failed(remote, "C-MOVE", title, unknown))
         yield None, None  # pynetdicom answers 0xA801
         return
     try:
@@ -100,9 +102,9 @@ def _send(event, remote, operation: str, destination: str, instances: list[Insta
         for instance in instances:
             if event.is_cancelled:
                 outcome, reason = AuditEvent.Outcome.FAILURE, "cancelled"
-                yield CANCELLED, None
+                yield Status.CANCEL, None
                 return
-            yield PENDING, dataset_for(instance, contexts())
+            yield Status.PENDING, dataset_for(instance, contexts())
             sent += 1
     finally:
         if sent < len(instances) and not reason:

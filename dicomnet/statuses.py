@@ -16,7 +16,11 @@ class Status(IntEnum):
     NOT_AUTHORISED = 0x0124  # general: Refused, not authorised (the calling AE may not do this)
     OUT_OF_RESOURCES = 0xA700  # C-STORE: Refused, out of resources (size and disk limits)
     DOES_NOT_MATCH = 0xA900  # C-STORE: Error, data set does not match SOP class (or the request)
-    CANNOT_UNDERSTAND = 0xC000  # C-STORE: Error, cannot understand
+    CANNOT_UNDERSTAND = 0xC000  # C-STORE: Error, cannot understand (C-FIND/GET/MOVE: unable to process)
+    SUB_OPERATIONS_FAILED = 0xA702  # C-GET/C-MOVE: Refused, out of resources (unable to perform sub-operations)
+    MOVE_DESTINATION_UNKNOWN = 0xA801  # C-MOVE: Refused, move destination unknown
+    CANCEL = 0xFE00  # C-FIND/GET/MOVE: matching or sub-operations terminated by a C-CANCEL
+    PENDING = 0xFF00  # C-FIND: a match follows; C-GET/C-MOVE: sub-operations continue
 
 
 def status(code: Status, comment: str = "") -> Dataset:
