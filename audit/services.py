@@ -135,7 +135,9 @@ def record_images_view(request, series, link_id: int | None = None) -> None:
             _recent_image_views.clear()
     since = timezone.now() - timedelta(seconds=window)
     # another process of the server may have written it already
-    recent = AuditEvent.objects.filter(action=A.IMAGES_VIEW, object_type="series", object_id=str(series.pk), time__gte=since)
+    recent = AuditEvent.objects.filter(
+        action=A.IMAGES_VIEW, object_type="series", object_id=str(series.pk), time__gte=since
+    )
     recent = recent.filter(detail__link_id=link_id) if link_id is not None else recent.filter(user=user)
     if not recent.exists():
         detail = {"study_id": series.study_id, **({"link_id": link_id} if link_id is not None else {})}

@@ -120,7 +120,9 @@ def study_page_context(study, series: list, link=None) -> dict:
         }
         for one in series
     ]
-    status_url = reverse("viewer:link-study-status", args=[link.pk]) if link else reverse("viewer:study-status", args=[study.pk])
+    status_url = (
+        reverse("viewer:link-study-status", args=[link.pk]) if link else reverse("viewer:study-status", args=[study.pk])
+    )
     return {
         "study": study,
         "patient": study.patient,
