@@ -298,6 +298,7 @@ def test_every_act_is_audited_with_the_link_id(api, user, study):
     client, _ = opened(made["url"])
     client.get(f"/shared/{made['id']}/series/{series.pk}/")
     client.get(f"/shared/{made['id']}/series/{series.pk}/status/")  # images: not a page open
+    client.get(f"/shared/{made['id']}/")  # back to the study page
     api.delete(f"/api/studies/{study.pk}/links/{made['id']}/")
     A = AuditEvent.Action
     rows = AuditEvent.objects.filter(action__in=[A.LINK_CREATE, A.LINK_USE, A.LINK_REVOKE]).order_by("id")
@@ -305,9 +306,10 @@ def test_every_act_is_audited_with_the_link_id(api, user, study):
         (A.LINK_CREATE, made["id"]),
         (A.LINK_USE, made["id"]),
         (A.LINK_USE, made["id"]),
+        (A.LINK_USE, made["id"]),
         (A.LINK_REVOKE, made["id"]),
     ]
     assert rows[0].user == user and rows[1].user is None and rows[2].object_type == "series"
     assert all(NAME not in json.dumps(row.detail) for row in rows)
     link = ShareLink.objects.get(pk=made["id"])
-    assert link.use_count == 2 and link.last_used_at is not None
+    assert link.use_count == 3 and link.last_used_at is not None

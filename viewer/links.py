@@ -3,13 +3,15 @@ and remembers the link in the session; the viewer and the endpoints it uses live
 ``/shared/<link id>/`` and check, on every request, that this session opened the link and that the
 link is still active (``studies.services.links.link_check``), then take the series from
 ``studies.selectors.series_visible_through_link``. Anything else answers 404; a link expired or
-revoked says so (a page, or a JSON ``detail`` with 403).
+revoked says so (a page, or a JSON ``detail`` with 403). No answer is cached by the browser,
+so that nothing of a revoked link is shown again from its cache.
 """
 
 from __future__ import annotations
 
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from studies import selectors
@@ -60,6 +62,7 @@ def study_page(request, link):
     return render(request, "viewer/study.html", views.study_page_context(link.study, series, link))
 
 
+@never_cache
 @require_GET
 def link_open(request, token: str):
     found = links.link_resolve(token)
@@ -83,7 +86,7 @@ def link_page(view):
         return view(request, link, **kwargs)
 
     page.__name__, page.__doc__ = view.__name__, view.__doc__
-    return require_GET(page)
+    return never_cache(require_GET(page))
 
 
 def link_json(view):
@@ -97,12 +100,13 @@ def link_json(view):
         return view(request, link, **kwargs)
 
     answer.__name__, answer.__doc__ = view.__name__, view.__doc__
-    return require_GET(answer)
+    return never_cache(require_GET(answer))
 
 
 @link_page
 def link_study(request, link):
-    """The link's study page again (from the viewer), without counting a new use."""
+    """The link's study page again (the viewer's way back to it): a page open like the first."""
+    links.link_use(link=link, request=request)
     return study_page(request, link)
 
 
