@@ -90,7 +90,43 @@ async function makeLink(event) {
   }
   document.getElementById("link-url").value = answer.url;
   document.getElementById("link-made").hidden = false;
-  linkForm.hidden = true;
+  document.getElementById("link-copy").textContent = "Copy";
+  listLink(answer);
+  linkForm.reset();
+}
+
+function when(iso) {
+  const d = new Date(iso);
+  const two = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+}
+
+/** The new link at the top of the list, with its Revoke form (as the page renders them). */
+function listLink(link) {
+  const table = document.getElementById("link-list");
+  const row = document.createElement("tr");
+  row.dataset.link = String(link.id);
+  const cells = [link.label || "—", when(new Date().toISOString()), when(link.expires), "0×"].map((text) => {
+    const cell = document.createElement("td");
+    cell.textContent = text;
+    return cell;
+  });
+  if (link.deidentified) cells[0].insertAdjacentHTML("beforeend", ' <span class="badge">de-identified</span>');
+  const form = document.createElement("form");
+  form.method = "post";
+  form.className = "inline";
+  form.action = table.dataset.revoke.replace("987654321", String(link.id));
+  const csrf = document.createElement("input");
+  Object.assign(csrf, { type: "hidden", name: "csrfmiddlewaretoken", value: csrfToken() });
+  const button = document.createElement("button");
+  Object.assign(button, { type: "submit", className: "btn small", textContent: "Revoke" });
+  form.append(csrf, button);
+  const action = document.createElement("td");
+  action.append(form);
+  row.append(...cells, action);
+  table.tBodies[0].prepend(row);
+  table.hidden = false;
+  document.getElementById("link-none")?.remove();
 }
 
 if (links && linkForm) {

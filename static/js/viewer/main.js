@@ -679,7 +679,7 @@ class Viewer {
       ["Photometric", s.photometric_interpretation || "—"],
       ["Default window", s.window ? `C ${formatNumber(s.window.center)} / W ${formatNumber(s.window.width)}` : "—"],
       ["Shown as", s.is_volume ? "volume: axial, coronal and sagittal planes" : "stack of images"],
-      ["Series UID", s.series_instance_uid],
+      ["Series UID", s.series_instance_uid || "—"],
     ];
     list.replaceChildren();
     for (const [term, value] of rows) {
