@@ -336,6 +336,12 @@ ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)  # admins create accounts unless 
 # share with any active user by name (which tells owners which usernames exist); off: with the
 # members of one's own groups (see studies.selectors.share_users_for)
 SHARE_WITH_ANY_USER = env_bool("SHARE_WITH_ANY_USER", False)
+# Share links (studies.services.links): lifetime when none is asked for (hours), and the most one
+# may ask for (days); images seen through a link are signed for SHARE_LINK_IMAGE_URL_TTL seconds,
+# which bounds how long an image URL outlives the link's revocation or expiry.
+SHARE_LINK_DEFAULT_HOURS = env_int("SHARE_LINK_DEFAULT_HOURS", 72)
+SHARE_LINK_MAX_DAYS = env_int("SHARE_LINK_MAX_DAYS", 30)
+SHARE_LINK_IMAGE_URL_TTL = env_int("SHARE_LINK_IMAGE_URL_TTL", 120)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
