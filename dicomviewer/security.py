@@ -38,6 +38,9 @@ CSP = "; ".join(
 )
 # The interactive API docs (Swagger UI) start from an inline script.
 CSP_API_DOCS = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+# OHIF (/ohif/ only) compiles its image codecs from WebAssembly and runs web workers, some made
+# from blob: URLs; it still loads nothing from another origin and runs no inline script.
+CSP_OHIF = CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'") + "; worker-src 'self' blob:"
 
 
 class ContentSecurityPolicyMiddleware:
