@@ -15,6 +15,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 import tempfile
@@ -75,7 +76,7 @@ def fetch(url: str, timeout: float = 60) -> bytes:
     return data
 
 
-def check_integrity(data: bytes, integrity: str = INTEGRITY) -> None:
+def check_integrity(data: bytes, integrity: str) -> None:
     """npm's Subresource-Integrity string: ``sha512-`` and the base64 digest."""
     algorithm, _, expected = integrity.partition("-")
     if algorithm != "sha512":
@@ -125,6 +126,9 @@ def unpack(data: bytes, folder: Path) -> Installed:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".ohif-", dir=folder.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide it from a server running as another user
     try:
         files, total, public_paths = 0, 0, 0
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
@@ -162,5 +166,5 @@ def install(folder: Path, *, registry: str = REGISTRY, tarball: Path | None = No
     if not force and is_current(folder):
         return installed(folder)
     data = Path(tarball).read_bytes() if tarball else fetch(tarball_url(registry))
-    check_integrity(data)
+    check_integrity(data, INTEGRITY)
     return unpack(data, folder)
