@@ -59,6 +59,7 @@ def app_config_js(dicomweb_root: str) -> str:
 
 # What OHIF's index.html did in inline scripts (install.index_html moves them here).
 START_JS = (
+    'console.time("scriptToView");\n'
     f"window.PUBLIC_URL = {json.dumps(PREFIX)};\n"
     "function browserImportFunction(moduleId) { return import(moduleId); }\n"
 )

@@ -13,6 +13,8 @@ import os
 import numpy as np
 import pytest
 from django.conf import settings
+from pydicom import dcmread
+from pydicom.uid import JPEG2000Lossless
 
 from ohif import install
 from studies.models import Upload
@@ -44,9 +46,14 @@ def phantom(slices: int = 6, size: int = 64) -> np.ndarray:
 
 @pytest.fixture
 def studies(user, other_user, tmp_path, eager_celery) -> dict[str, str]:
-    """alice: a CT volume and a one-image study whose file has no Modality; bob: a CT of his own."""
+    """alice: a CT volume stored as JPEG 2000 (OHIF decodes it with its WebAssembly codec in a worker)
+    and a one-image study whose file has no Modality; bob: a CT of his own."""
     uids = {}
     ct = write_volume(tmp_path / "ct", phantom(), modality="CT", window=(1200, 3000), StudyDescription="OHIF phantom")
+    for path in ct:
+        ds = dcmread(path)
+        ds.compress(JPEG2000Lossless)
+        ds.save_as(path)
     files = {f"ct/{path.name}": path for path in ct}
     bare = make_dataset(np.arange(64, dtype=np.int16).reshape(8, 8), StudyDescription="no modality")
     del bare.Modality
@@ -56,8 +63,6 @@ def studies(user, other_user, tmp_path, eager_celery) -> dict[str, str]:
     theirs = write_volume(tmp_path / "bob", phantom(2), modality="CT", StudyDescription="bob private")
     upload = ingest_zip(other_user, make_zip(tmp_path / "bob.zip", {p.name: p for p in theirs}))
     assert upload.status == Upload.Status.DONE, (upload.error, upload.skipped)
-    from pydicom import dcmread
-
     uids["ct"] = dcmread(ct[0], stop_before_pixels=True).StudyInstanceUID
     uids["bare"] = bare.StudyInstanceUID
     uids["bob"] = dcmread(theirs[0], stop_before_pixels=True).StudyInstanceUID

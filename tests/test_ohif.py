@@ -152,10 +152,16 @@ def test_routes_get_index_files_are_served_with_ohifs_csp(client, user, installe
     assert "script-src 'self' 'wasm-unsafe-eval';" in csp and "worker-src 'self' blob:" in csp
     assert "unsafe-inline" not in csp.split("style-src")[0] and "frame-ancestors 'none'" in csp
 
-    bundle = client.get(f"/ohif/{BUNDLE}")
+    bundle = client.get(f"/ohif/{BUNDLE}", headers={"Sec-Fetch-Dest": "script"})
     assert bundle["Content-Type"].startswith("text/javascript")
     assert bundle["Cache-Control"] == "private, max-age=31536000, immutable"
-    assert bundle["Content-Security-Policy"] == csp  # workers take their policy from their script
+    assert bundle["Content-Security-Policy"] == csp and "unsafe-eval'" not in csp.replace("wasm-unsafe-eval", "")
+    # a worker takes its policy from its script: OHIF's decoders (embind) need eval there, never in the page
+    worker = client.get(f"/ohif/{BUNDLE}", headers={"Sec-Fetch-Dest": "worker"})
+    assert "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval';" in worker["Content-Security-Policy"]
+    assert "Sec-Fetch-Dest" in worker["Vary"] and "Sec-Fetch-Dest" in bundle["Vary"]
+    page = client.get("/ohif/viewer", headers={"Sec-Fetch-Dest": "document"})
+    assert page["Content-Security-Policy"] == csp
     assert client.get("/ohif/0123456789abcdef.wasm")["Content-Type"] == "application/wasm"
     assert client.get("/ohif/assets/favicon.ico")["Cache-Control"] == "private, no-cache"
     for missing in ("/ohif/nothing.js", f"/ohif/{BUNDLE}.map", "/ohif/installed.json"):
