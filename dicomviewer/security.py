@@ -38,13 +38,13 @@ CSP = "; ".join(
 )
 # The interactive API docs (Swagger UI) start from an inline script.
 CSP_API_DOCS = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
-# OHIF (/ohif/ only) compiles its image codecs from WebAssembly and runs web workers, some made
-# from blob: URLs; it still loads nothing from another origin and runs no inline script. Its image
-# decoding workers also build functions from strings (Emscripten's embind in the JPEG-LS and JPEG
-# 2000 codecs): a worker takes its policy from its own script's answer, so only scripts fetched as
-# workers get 'unsafe-eval' (ohif/views.py), never the page.
-CSP_OHIF = CSP.replace("script-src 'self'", "script-src 'self' 'wasm-unsafe-eval'") + "; worker-src 'self' blob:"
-CSP_OHIF_WORKER = CSP_OHIF.replace("'wasm-unsafe-eval'", "'wasm-unsafe-eval' 'unsafe-eval'")
+# OHIF (/ohif/ only) compiles its image codecs from WebAssembly and runs web workers, some made from
+# blob: URLs. It also builds functions from strings: its JPEG 2000 and JPEG-LS decoders (Emscripten's
+# embind, in the decoding workers) and the ndarray code that reads a DICOM SEG (in the page), so it
+# needs 'unsafe-eval'. It still loads nothing from another origin and runs no inline script.
+CSP_OHIF = (
+    CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'") + "; worker-src 'self' blob:"
+)
 
 
 class ContentSecurityPolicyMiddleware:

@@ -12,11 +12,10 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_safe
 from django.views.static import serve
 
-from dicomviewer.security import CSP_OHIF, CSP_OHIF_WORKER
+from dicomviewer.security import CSP_OHIF
 from ohif import install
 from ohif.config import START_JS, app_config_js
 
@@ -24,7 +23,6 @@ from ohif.config import START_JS, app_config_js
 HASHED = re.compile(r"(^|[./])[0-9a-f]{16}\.[a-z0-9]+$")
 IMMUTABLE = "private, max-age=31536000, immutable"
 REVALIDATE = "private, no-cache"
-WORKERS = ("worker", "sharedworker")
 
 
 @login_required
@@ -49,10 +47,7 @@ def ohif(request, path: str = ""):
     else:
         response = serve(request, "index.html", document_root=folder)
         response["Cache-Control"] = "no-store"
-    # A worker's policy is its script's (see dicomviewer/security.py); browsers say what they fetch for.
-    worker = request.headers.get("Sec-Fetch-Dest") in WORKERS
-    response["Content-Security-Policy"] = CSP_OHIF_WORKER if worker else CSP_OHIF
-    patch_vary_headers(response, ["Sec-Fetch-Dest"])  # one URL, two policies: caches keep them apart
+    response["Content-Security-Policy"] = CSP_OHIF  # workers too: a worker's policy is its script's
     return response
 
 

@@ -77,15 +77,27 @@ def dicomweb_kind(url: str) -> str:
     return "bulkdata" if "bulkdata" in path else path[-1] if not path[-1][0].isdigit() else "retrieve"
 
 
-def image_spread(page) -> tuple[float, int]:
-    """(standard deviation, number of distinct grey levels) of the viewport's canvas, as drawn."""
+def canvas_rgb(page) -> np.ndarray:
+    """The viewport's canvas as drawn on the screen (rows, columns, RGB)."""
     import io
 
     from PIL import Image
 
-    png = page.locator("canvas.cornerstone-canvas").first.screenshot()
-    grey = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=float)
+    box = page.locator("canvas.cornerstone-canvas").first.bounding_box()
+    png = page.screenshot(clip=box, timeout=60_000)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
+
+
+def image_spread(page) -> tuple[float, int]:
+    """(standard deviation, number of distinct grey levels) of the viewport's canvas."""
+    grey = canvas_rgb(page).mean(axis=2)
     return float(grey.std()), len(np.unique(grey.round(-1)))
+
+
+def coloured_pixels(page) -> int:
+    """How many pixels of the viewport's canvas are clearly not grey."""
+    rgb = canvas_rgb(page)
+    return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 40).sum())
 
 
 def test_ohif_lists_own_studies_and_draws_an_image(ohif_installed, page, live_server, user, studies):
@@ -111,3 +123,29 @@ def test_ohif_lists_own_studies_and_draws_an_image(ohif_installed, page, live_se
     kinds = {kind for kind, _ in answers}
     assert {"studies", "series", "metadata", "frames"} <= kinds, answers
     assert all(status < 400 for _, status in answers), [a for a in answers if a[1] >= 400]
+
+
+def test_ohif_shows_a_segmentation_over_its_pet(ohif_installed, page, live_server, user, tmp_path, eager_celery):
+    """OHIF reads a DICOM SEG through WADO-RS (the whole instance) and draws it: this needs
+    'unsafe-eval' in /ohif/'s policy (its SEG reader compiles functions), which the page fixture checks."""
+    from tests.segdata import ingest_pet_seg
+
+    _pet, seg, seg_ds = ingest_pet_seg(user, tmp_path)
+    sign_in(page, live_server, f"/ohif/viewer?StudyInstanceUIDs={seg.study.study_instance_uid}")
+    page.wait_for_selector("canvas.cornerstone-canvas", timeout=60_000)
+    for notice in ("text=Skip all", "text=Confirm and hide"):  # OHIF's tour and its investigational-use notice
+        if page.locator(notice).count():
+            page.click(notice)
+    with page.expect_response(lambda r: seg_ds.SOPInstanceUID in r.url, timeout=30_000) as fetched:
+        page.dblclick(f"text={seg_ds.SeriesDescription}")
+    assert fetched.value.status == 200
+    page.click("text=Yes")  # "Do you want to open this Segmentation?"
+    coloured = 0
+    for _ in range(60):  # the segments are drawn in colour over the grey PET
+        coloured = coloured_pixels(page)
+        if coloured >= 20:
+            break
+        page.wait_for_timeout(500)
+    shot(page, "ohif-segmentation")
+    assert coloured >= 20, "OHIF drew no segment"
+    assert page.errors == []
