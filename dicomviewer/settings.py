@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "tokens",
     "dicomweb",
     "viewer",
+    "ohif",
 ]
 
 # Cross-origin DICOMweb (an OHIF served from another origin), django-cors-headers: off unless
@@ -186,6 +187,8 @@ SCRATCH_CACHE_BYTES = env_int("SCRATCH_CACHE_BYTES", 4 * 1024**3)
 # Image URLs handed to clients are signed and expire after this many seconds (rounded down to a
 # time bucket of half of it, so that the same URL is handed out for a while and browsers' caches hit).
 IMAGE_URL_TTL = env_int("IMAGE_URL_TTL", 300)
+# The OHIF Viewer served at /ohif/ (`make ohif`: the pinned npm build, outside git; ohif/install.py).
+OHIF_DIR = Path(env("OHIF_DIR", str(BASE_DIR / "var" / "ohif"))).resolve()
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
