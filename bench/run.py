@@ -19,7 +19,11 @@ It starts `manage.py serve all` on a free port with scratch media, then measures
   slices of the 500-slice CT, over HTTP, warm (targets: probe p95 < 30 ms, ROI p95 < 80 ms);
   `bench/run.py values` runs only this (with its ingest); beside them the floor, the image path's
   redirect (an API answer that checks access and does nothing else)
-- small: 3000 instances of 64x64 in one ZIP, instances per second
+- small: 3000 instances of 64x64 in 30 series in one ZIP, instances per second
+- lidc: the shared 275-slice LIDC CT as it is
+- orthanc / versus: Debian's Orthanc (bench/orthanc.py) on the small, 500-slice and LIDC ZIPs and
+  its previews at 16 clients, then the side-by-side table with ratios and targets (bench/versus.py);
+  `bench/run.py orthanc` runs only this part with the app's figures it needs
 - slabs: bench/slabs.py, MIP/MinIP/average slabs of 10 and 30 mm against a plain on-demand image
   of the same plane of the shared 275-slice CT (target: within 3x)
 """
