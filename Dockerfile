@@ -8,7 +8,9 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 # static files collected at build time: the code and /app stay read-only for the app user
+# and the OHIF Viewer served at /ohif/ (npm @ohif/app, pinned and integrity-checked; /app/var/ohif)
 RUN PRODUCTION=0 SECRET_KEY=build-time-only-collectstatic-0123456789abcdef python manage.py collectstatic --noinput -v 0 \
+    && PRODUCTION=0 SECRET_KEY=build-time-only-collectstatic-0123456789abcdef python manage.py install_ohif \
     && useradd --create-home --uid 1000 app && mkdir -p /data/media /data/var && chown -R app /data
 USER app
 EXPOSE 8000

@@ -6,7 +6,7 @@ export VAR_DIR ?= var
 export HOST ?= 127.0.0.1
 export PORT ?= 8000
 
-.PHONY: run secret demo test fuzz install lint check check-runtime bench clean
+.PHONY: run secret ohif demo test fuzz install lint check check-runtime bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 # Everything it creates is the user's alone (umask 077; the storage folder: MEDIA_FILE_MODE).
 run: install secret
 	SECURE_COOKIES=$${SECURE_COOKIES:-0} sh -c 'umask 077 && \
+		{ $(PY) manage.py install_ohif || echo "(OHIF not installed: /ohif/ says how; make ohif tries again)"; } && \
 		$(PY) manage.py migrate --noinput && \
 		$(PY) manage.py ensure_admin && \
 		exec $(PY) manage.py serve all'
@@ -29,6 +30,11 @@ secret:
 	@umask 077 && test -s $(VAR_DIR)/secret_key || \
 		$(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > $(VAR_DIR)/secret_key
 	@chmod 600 $(VAR_DIR)/secret_key
+
+# The OHIF Viewer served at /ohif/: the pinned npm build of @ohif/app, checked against npm's sha512
+# integrity, unpacked outside git (OHIF_DIR, default var/ohif). Does nothing when it is there already.
+ohif: install secret
+	$(PY) manage.py install_ohif
 
 # A synthetic CT for a newcomer to look at (run beside `make run`, whose worker ingests it).
 DEMO_USER ?= admin

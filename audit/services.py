@@ -117,13 +117,14 @@ def record(
     )
 
 
-def record_images_view(request, series) -> None:
-    """One event per user and series per AUDIT_IMAGE_WINDOW seconds, however many images load."""
+def record_images_view(request, series, link_id: int | None = None) -> None:
+    """One event per user and series per AUDIT_IMAGE_WINDOW seconds, however many images load.
+    Through a share link (``link_id``): one per link and series, with the link id in detail."""
     user = request.user
-    if not user.is_authenticated:
+    if not user.is_authenticated and link_id is None:
         return
     window = settings.AUDIT_IMAGE_WINDOW
-    key = (user.pk, series.pk)
+    key = (f"link{link_id}" if link_id is not None else user.pk, series.pk)
     now = time.monotonic()
     with _recent_lock:
         last = _recent_image_views.get(key)
@@ -134,11 +135,13 @@ def record_images_view(request, series) -> None:
             _recent_image_views.clear()
     since = timezone.now() - timedelta(seconds=window)
     # another process of the server may have written it already
-    exists = AuditEvent.objects.filter(
-        user=user, action=A.IMAGES_VIEW, object_type="series", object_id=str(series.pk), time__gte=since
-    ).exists()
-    if not exists:
-        record(A.IMAGES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
+    recent = AuditEvent.objects.filter(
+        action=A.IMAGES_VIEW, object_type="series", object_id=str(series.pk), time__gte=since
+    )
+    recent = recent.filter(detail__link_id=link_id) if link_id is not None else recent.filter(user=user)
+    if not recent.exists():
+        detail = {"study_id": series.study_id, **({"link_id": link_id} if link_id is not None else {})}
+        record(A.IMAGES_VIEW, request=request, obj=series, detail=detail)
 
 
 def audit_prune(days: int | None = None) -> int:

@@ -4,7 +4,7 @@
 ../shared/dicom: its 275 slices in position order, then mirrored back and forth to reach N,
 each written as a new instance of one new series at 1 mm spacing (the pixel data of every file
 is a real slice, so compression and rendering costs are real). ``small_images_zip``: many
-64x64 instances in one ZIP.
+64x64 instances in one ZIP, in one or several series.
 """
 
 from __future__ import annotations
@@ -60,12 +60,13 @@ def ct_zip(target: Path, slices: int) -> Path:
     return target
 
 
-def small_images_zip(target: Path, count: int) -> Path:
-    """``count`` 64x64 MR images (noise over a disc) in one series."""
+def small_images_zip(target: Path, count: int, series: int = 1) -> Path:
+    """``count`` 64x64 MR images (noise over a disc) in ``series`` series of one study."""
     if target.is_file():
         return target
     rng = np.random.default_rng(7)
-    study, series = generate_uid(), generate_uid()
+    study, series_uids = generate_uid(), [generate_uid() for _ in range(series)]
+    per_series = -(-count // series)
     yy, xx = np.mgrid[:64, :64]
     disc = ((yy - 32) ** 2 + (xx - 32) ** 2 < 26**2) * 800
     tmp = target.with_suffix(".tmp")
@@ -77,9 +78,9 @@ def small_images_zip(target: Path, count: int) -> Path:
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uids[k // per_series]
             ds.PatientID, ds.PatientName, ds.Modality = "BENCH-SMALL", "Bench^Small", "MR"
-            ds.InstanceNumber = k + 1
+            ds.SeriesNumber, ds.InstanceNumber = k // per_series + 1, k % per_series + 1
             ds.Rows = ds.Columns = 64
             ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
             ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0

@@ -19,7 +19,11 @@ It starts `manage.py serve all` on a free port with scratch media, then measures
   slices of the 500-slice CT, over HTTP, warm (targets: probe p95 < 30 ms, ROI p95 < 80 ms);
   `bench/run.py values` runs only this (with its ingest); beside them the floor, the image path's
   redirect (an API answer that checks access and does nothing else)
-- small: 3000 instances of 64x64 in one ZIP, instances per second
+- small: 3000 instances of 64x64 in 30 series in one ZIP, instances per second
+- lidc: the shared 275-slice LIDC CT as it is
+- orthanc / versus: Debian's Orthanc (bench/orthanc.py) on the small, 500-slice and LIDC ZIPs and
+  its previews at 16 clients, then the side-by-side table with ratios and targets (bench/versus.py);
+  `bench/run.py orthanc` runs only this part with the app's figures it needs
 - slabs: bench/slabs.py, MIP/MinIP/average slabs of 10 and 30 mm against a plain on-demand image
   of the same plane of the shared 275-slice CT (target: within 3x)
 """
@@ -45,8 +49,9 @@ REPO = BENCH.parent
 OUT = BENCH / "out"
 sys.path.insert(0, str(REPO))
 
-from bench import data, floor, slabs  # noqa: E402
+from bench import data, floor, slabs, versus  # noqa: E402
 from bench import nginx as bench_nginx  # noqa: E402
+from bench import orthanc as bench_orthanc  # noqa: E402
 from bench.moto_s3 import MotoS3, free_port  # noqa: E402
 
 PASSWORD = "bench-password-123"
@@ -213,6 +218,7 @@ def session_for(app: App, username: str) -> requests.Session:
 def ingest_run(app: App, session: requests.Session, zip_path: Path, probe_on_demand: bool = True) -> dict:
     """Upload over HTTP and time what a user waits for."""
     app.reset_peak()
+    posted = time.perf_counter()
     with open(zip_path, "rb") as fp:
         response = session.post(f"{app.url}/api/uploads/", files={"file": (zip_path.name, fp, "application/zip")})
     t0 = time.perf_counter()
@@ -269,6 +275,9 @@ def ingest_run(app: App, session: requests.Session, zip_path: Path, probe_on_dem
         "images": series["images_total"],
         "first_image_s": round(first_image_s, 3) if first_image_s else None,
         "all_images_s": round(done_s, 3),
+        "upload_s": round(t0 - posted, 3),  # the POST itself; the times above start when it returns
+        "first_image_from_post_s": round(first_image_s + t0 - posted, 3) if first_image_s else None,
+        "all_images_from_post_s": round(done_s + t0 - posted, 3),
         "images_per_s": round(series["images_total"] / done_s, 1),
         "instances_per_s": round(body["files_dicom"] / done_s, 1),
         "timeline": timeline,
@@ -384,7 +393,9 @@ def wrk_run(base_url: str, paths: list[str], clients: int, seconds: float) -> di
     listing = OUT / "scratch" / "paths.txt"
     listing.write_text("\n".join(paths) + "\n")
     env = {**os.environ, "WRK_PATHS": str(listing)}
-    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{int(seconds)}s", "-s", str(BENCH / "serve.lua"), base_url]
+    # a slow answer counts in the percentiles (wrk drops requests past its timeout, 2 s by default)
+    command = ["wrk", "-t", "2", "-c", str(clients), "-d", f"{int(seconds)}s", "--timeout", "30s"]
+    command += ["-s", str(BENCH / "serve.lua"), base_url]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     summary = json.loads(next(line for line in output.splitlines() if line.startswith("JSON "))[5:])
     return {
@@ -520,8 +531,8 @@ def values_run(app: App, session: requests.Session, series_id: int, requests_eac
     }
 
 
-def values_only() -> None:
-    """`bench/run.py values`: the 500-slice CT ingested, then only the values measurement."""
+def setup() -> tuple[Path, dict]:
+    """A fresh scratch folder and the environment (database, broker) of the app under test."""
     scratch = OUT / "scratch"
     subprocess.run(["rm", "-rf", str(scratch)], check=True)
     scratch.mkdir(parents=True)
@@ -530,6 +541,12 @@ def values_only() -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
     django.setup()
+    return scratch, env
+
+
+def values_only() -> None:
+    """`bench/run.py values`: the 500-slice CT ingested, then only the values measurement."""
+    scratch, env = setup()
     ct500 = data.ct_zip(OUT / "ct500.zip", 500)
     app = App(env, scratch)
     try:
@@ -541,27 +558,67 @@ def values_only() -> None:
     print(json.dumps(results, indent=2))
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    scratch = OUT / "scratch"
-    subprocess.run(["rm", "-rf", str(scratch)], check=True)
-    scratch.mkdir()
-    env = prepare_environment(scratch)
-    import django
+def side_inputs() -> dict[str, Path]:
+    """The ZIPs measured beside Orthanc: 3000 small images in 30 series, the 500-slice CT and the
+    shared 275-slice LIDC CT."""
+    inputs = {
+        "small": data.small_images_zip(OUT / "small3000x30.zip", 3000, series=30),
+        "ct500": data.ct_zip(OUT / "ct500.zip", 500),
+    }
+    if data.CT_SOURCE.is_file():
+        inputs["lidc"] = data.CT_SOURCE
+    return inputs
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
-    django.setup()
 
-    ct500 = data.ct_zip(OUT / "ct500.zip", 500)
-    ct1000 = data.ct_zip(OUT / "ct1000.zip", 1000)
-    small = data.small_images_zip(OUT / "small3000.zip", 3000)
+def run_facts(env: dict, scratch: Path, ct500: Path) -> dict:
+    """Where the run happens, and the floor on the 500-slice CT."""
     results = {
         "database": env.get("DATABASE_URL", "sqlite").split("@")[-1],
         "broker": (env.get("CELERY_BROKER_URL") or env.get("REDIS_URL") or "filesystem").split("@")[-1],
         "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
     }
     results["floor"] = floor.run(ct500, scratch / "floor")
     subprocess.run(["rm", "-rf", str(scratch / "floor")], check=True)
+    return results
+
+
+def beside_orthanc(results: dict, ours: dict, scratch: Path, inputs: dict[str, Path]) -> None:
+    """Orthanc on the same ZIPs, then the side-by-side table (printed at the end of the run)."""
+    results["orthanc"] = bench_orthanc.run(scratch / "orthanc", inputs, load)
+    results["versus"] = versus.compare(ours, results["orthanc"], results["floor"])
+    results["load_average_end"] = os.getloadavg()[0]
+
+
+def orthanc_only() -> None:
+    """`bench/run.py orthanc`: only the side-by-side part (the floor, the app's ingests of the three
+    ZIPs and its image URLs at 16 clients, then Orthanc on the same)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    inputs = side_inputs()
+    scratch, env = setup()
+    results = run_facts(env, scratch, inputs["ct500"])
+    app = App(env, scratch)
+    try:
+        session = session_for(app, "bench")
+        ours = {name: ingest_run(app, session, path, probe_on_demand=False) for name, path in inputs.items()}
+        paths = image_paths(session, app.url, ours["ct500"]["series_id"])
+        ours["serving"] = max((load(app.url, paths, seconds=8) for _ in range(2)), key=lambda r: r["requests_per_s"])
+    finally:
+        app.stop()
+    results["ours"] = ours
+    beside_orthanc(results, ours, scratch, inputs)
+    (OUT / "orthanc.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+    print(versus.table(results["versus"]))
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    inputs = side_inputs()
+    ct500, small = inputs["ct500"], inputs["small"]
+    ct1000 = data.ct_zip(OUT / "ct1000.zip", 1000)
+    scratch, env = setup()
+    results = run_facts(env, scratch, ct500)
     results["slabs"] = slabs.run()
 
     app = App(env, scratch)
@@ -577,14 +634,19 @@ def main() -> None:
             results["ct1000"]["all_images_s"] / results["ct500"]["all_images_s"], 2
         )
         results["small"] = ingest_run(app, session, small, probe_on_demand=False)
+        if "lidc" in inputs:
+            results["lidc"] = ingest_run(app, session, inputs["lidc"], probe_on_demand=False)
         results["study_list"] = study_list_run(app)
         results["values"] = values_run(app, session, results["ct500"]["series_id"])
     finally:
         app.stop()
+    ours = {name: results[name] for name in inputs} | {"serving": results["serving"]["direct"]["app"]}
+    beside_orthanc(results, ours, scratch, inputs)
     results["s3"] = s3_run(env, scratch, ct500, results["floor"]["total_s"])
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+    print(versus.table(results["versus"]))
 
 
 if __name__ == "__main__":
-    values_only() if sys.argv[1:] == ["values"] else main()
+    {"values": values_only, "orthanc": orthanc_only}.get(" ".join(sys.argv[1:]), main)()

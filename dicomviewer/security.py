@@ -38,6 +38,13 @@ CSP = "; ".join(
 )
 # The interactive API docs (Swagger UI) start from an inline script.
 CSP_API_DOCS = CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+# OHIF (/ohif/ only) compiles its image codecs from WebAssembly and runs web workers, some made from
+# blob: URLs. It also builds functions from strings: its JPEG 2000 and JPEG-LS decoders (Emscripten's
+# embind, in the decoding workers) and the ndarray code that reads a DICOM SEG (in the page), so it
+# needs 'unsafe-eval'. It still loads nothing from another origin and runs no inline script.
+CSP_OHIF = (
+    CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'") + "; worker-src 'self' blob:"
+)
 
 
 class ContentSecurityPolicyMiddleware:

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "tokens",
     "dicomweb",
     "viewer",
+    "ohif",
 ]
 
 # Cross-origin DICOMweb (an OHIF served from another origin), django-cors-headers: off unless
@@ -186,6 +187,8 @@ SCRATCH_CACHE_BYTES = env_int("SCRATCH_CACHE_BYTES", 4 * 1024**3)
 # Image URLs handed to clients are signed and expire after this many seconds (rounded down to a
 # time bucket of half of it, so that the same URL is handed out for a while and browsers' caches hit).
 IMAGE_URL_TTL = env_int("IMAGE_URL_TTL", 300)
+# The OHIF Viewer served at /ohif/ (`make ohif`: the pinned npm build, outside git; ohif/install.py).
+OHIF_DIR = Path(env("OHIF_DIR", str(BASE_DIR / "var" / "ohif"))).resolve()
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
@@ -336,6 +339,12 @@ ALLOW_SIGNUP = env_bool("ALLOW_SIGNUP", False)  # admins create accounts unless 
 # share with any active user by name (which tells owners which usernames exist); off: with the
 # members of one's own groups (see studies.selectors.share_users_for)
 SHARE_WITH_ANY_USER = env_bool("SHARE_WITH_ANY_USER", False)
+# Share links (studies.services.links): lifetime when none is asked for (hours), and the most one
+# may ask for (days); images seen through a link are signed for SHARE_LINK_IMAGE_URL_TTL seconds,
+# which bounds how long an image URL outlives the link's revocation or expiry.
+SHARE_LINK_DEFAULT_HOURS = env_int("SHARE_LINK_DEFAULT_HOURS", 72)
+SHARE_LINK_MAX_DAYS = env_int("SHARE_LINK_MAX_DAYS", 30)
+SHARE_LINK_IMAGE_URL_TTL = env_int("SHARE_LINK_IMAGE_URL_TTL", 120)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"

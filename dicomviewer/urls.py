@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/", include("annotations.api.urls")),
     path("api/", include("studies.api.urls")),
     path("dicomweb/", include("dicomweb.urls")),
+    path("ohif/", include("ohif.urls")),
     path("admin/", admin.site.urls),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),

@@ -270,3 +270,37 @@ class StudyShare(models.Model):
     def __str__(self):
         target = f"user {self.user_id}" if self.user_id else f"group {self.group_id}"
         return f"Share of study {self.study_id} with {target}"
+
+
+class ShareLink(models.Model):
+    """An expiring, revocable link that opens one study read-only without an account. Only a hash
+    of its secret is kept (the URL is shown once, when the link is made)."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        EXPIRED = "expired"
+        REVOKED = "revoked"
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="links")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)  # SHA-256 of the URL's secret, hex
+    label = models.CharField(max_length=100, blank=True)
+    deidentified = models.BooleanField(default=False)  # patient and study identifiers not shown
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    use_count = models.PositiveIntegerField(default=0)  # link pages opened
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"Link {self.pk} to study {self.study_id}"
+
+    def state_at(self, now) -> "ShareLink.State":
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        if self.expires_at <= now:
+            return self.State.EXPIRED
+        return self.State.ACTIVE

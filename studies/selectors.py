@@ -6,6 +6,10 @@ outside what a user may see answers 404, what they see but may not change 403.
 - Only the owner shares it (read-only) and takes shares back, with users and groups it may name
   (``share_users_for``, ``share_groups_for``): superusers and staff included.
 - Staff see everything, read-only.
+- A share link (``ShareLink``) shows one study read-only to whoever holds its URL, while it is
+  neither expired nor revoked (``studies.services.links.link_check`` says which, on every request):
+  its series and their images, nothing else (``series_visible_through_link``). Only the owner
+  makes, lists and revokes links (``can_share_study``).
 - Owners delete their studies and series and re-run their uploads. Anyone else's need a Django
   permission: ``studies.delete_study``, ``studies.delete_series``, ``studies.rerun_upload``
   (superusers hold every permission).
@@ -18,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Q, QuerySet
 
-from studies.models import Instance, Patient, Series, Study, StudyShare, Upload
+from studies.models import Instance, Patient, Series, ShareLink, Study, StudyShare, Upload
 
 
 def studies_visible_to(user) -> QuerySet[Study]:
@@ -72,6 +76,23 @@ def share_groups_for(user) -> QuerySet[Group]:
     if settings.SHARE_WITH_ANY_USER or user.has_perm("auth.view_group"):
         return Group.objects.all()
     return user.groups.all()
+
+
+def links_of_study(user, study: Study) -> QuerySet[ShareLink]:
+    """The share links of a study, for its owner only (anyone else: none)."""
+    if not can_share_study(user, study):
+        return ShareLink.objects.none()
+    return study.links.all()
+
+
+def series_visible_through_link(link: ShareLink) -> QuerySet[Series]:
+    """What an active share link shows: the series of its study, nothing else. The caller has
+    checked that the link is active (``studies.services.links.link_check``)."""
+    return Series.objects.filter(study_id=link.study_id)
+
+
+def instances_visible_through_link(link: ShareLink) -> QuerySet[Instance]:
+    return Instance.objects.filter(series__study_id=link.study_id)
 
 
 def series_visible_to(user) -> QuerySet[Series]:

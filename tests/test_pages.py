@@ -41,14 +41,20 @@ def page_urls(study: Study) -> dict[str, str]:
         "study-share-remove": reverse("viewer:study-share-remove", args=[study.pk, 1]),
         "study-delete": reverse("viewer:study-delete", args=[study.pk]),
         "study-anonymise": reverse("viewer:study-anonymise", args=[study.pk]),
+        "study-link-revoke": reverse("viewer:study-link-revoke", args=[study.pk, 1]),
     }
+
+
+# a share link's pages need no account: tests/test_share_links.py checks who may open them
+LINK_PAGES = {"link", "link-study", "link-study-status", "link-series", "link-series-config", "link-series-status"}
+LINK_PAGES |= {"link-image-tags"}
 
 
 def test_every_page_requires_login(client, user):
     study = make_study(user, 1)
     urls = page_urls(study)
     names = {pattern.name for pattern in viewer_urls.urlpatterns if isinstance(pattern, URLPattern)}
-    assert names == set(urls), "every page of viewer/urls.py is checked here"
+    assert names - LINK_PAGES == set(urls), "every page of viewer/urls.py is checked here"
     for name, url in urls.items():
         response = client.get(url)
         assert response.status_code == 302, name
@@ -63,7 +69,9 @@ def test_another_users_study_and_series_answer_404(client, user, other_user):
         if name in ("home", "upload"):
             continue
         fetch = (
-            client.post if name.startswith(("study-share", "study-delete", "study-anonymise")) else client.get
+            client.post
+            if name.startswith(("study-share", "study-delete", "study-anonymise", "study-link"))
+            else client.get
         )  # POSTs only
         assert fetch(url, {"kind": "user", "target": "alice"}).status_code == 404, name
     assert theirs.patient.name not in client.get(reverse("viewer:home")).content.decode()

@@ -78,13 +78,18 @@ def _alignment(series: Series, plane: str) -> float:
     return abs(sum(a * b for a, b in zip(step, stack_dir, strict=True)))
 
 
-def series_config(series: Series, image_urls: dict | None) -> dict:
+def series_config(series: Series, image_urls: dict | None, link=None) -> dict:
     """Everything the viewer script needs, embedded in the page (no extra request): with the signed
-    URLs of the series' images (``image_access.plane_urls``, which audits handing them out)."""
+    URLs of the series' images (``image_access.plane_urls``, which audits handing them out).
+    Through a share link (``link``): the link's own endpoints, read-only (no measurements, no
+    segmentation list), and for a de-identified link no patient facts and no tag browser."""
     study, patient = series.study, series.study.patient
-    api = reverse("api:series-detail", args=[series.pk])
+    hide = link is not None and link.deidentified
+    facts = SeriesSerializer(series).data
+    if hide:  # UIDs can carry dates and site numbers; the viewer shows, never needs, this one
+        facts["series_instance_uid"] = ""
     return {
-        "series": SeriesSerializer(series).data,
+        "series": facts,
         "images": image_urls,
         "nativePlane": native_plane(series),
         "nativeExact": native_is_exact(series),
@@ -92,18 +97,12 @@ def series_config(series: Series, image_urls: dict | None) -> dict:
         "isColor": series.photometric_interpretation in COLOUR,
         "inverted": series.photometric_interpretation == "MONOCHROME1",
         "presets": layout_presets(series.modality, series.layout),
-        "urls": {
-            "api": api,
-            "status": reverse("viewer:series-status", args=[series.pk]),
-            "tags": reverse("viewer:image-tags", args=[series.pk]),
-            "segmentations": reverse("api:series-segmentations", args=[series.pk]) if series.is_volume else None,
-            # any series' config (layouts show other series of the study): {id} is its id
-            "seriesConfig": reverse("viewer:series-config", args=[SERIES_ID_SLOT]).replace(str(SERIES_ID_SLOT), "{id}"),
-        },
-        "segmentationOf": segmentation_of(series),
+        "readOnly": link is not None,
+        "urls": viewer_urls(series, link),
+        "segmentationOf": segmentation_of(series, link),
         "overlay": {
-            "patientName": person_name(patient.name),
-            "patientId": patient.patient_id,
+            "patientName": "" if hide else person_name(patient.name),
+            "patientId": "" if hide else patient.patient_id,
             "studyDate": study.study_date.isoformat() if study.study_date else "",
             "seriesLabel": " ".join(
                 part
@@ -115,12 +114,40 @@ def series_config(series: Series, image_urls: dict | None) -> dict:
     }
 
 
-def segmentation_of(series: Series) -> dict | None:
+def viewer_urls(series: Series, link=None) -> dict:
+    """The endpoints the viewer script uses for a series: the signed-in ones, or a share link's."""
+    if link is None:
+        return {
+            "api": reverse("api:series-detail", args=[series.pk]),
+            "status": reverse("viewer:series-status", args=[series.pk]),
+            "tags": reverse("viewer:image-tags", args=[series.pk]),
+            "segmentations": reverse("api:series-segmentations", args=[series.pk]) if series.is_volume else None,
+            # any series' config (layouts show other series of the study): {id} is its id
+            "seriesConfig": reverse("viewer:series-config", args=[SERIES_ID_SLOT]).replace(str(SERIES_ID_SLOT), "{id}"),
+        }
+    config = reverse("viewer:link-series-config", args=[link.pk, SERIES_ID_SLOT]).replace(str(SERIES_ID_SLOT), "{id}")
+    return {
+        "api": None,
+        "status": reverse("viewer:link-series-status", args=[link.pk, series.pk]),
+        "tags": None if link.deidentified else reverse("viewer:link-image-tags", args=[link.pk, series.pk]),
+        "segmentations": None,
+        "seriesConfig": config,
+    }
+
+
+def series_href(series_id: int, link=None) -> str:
+    """The viewer page of a series: the signed-in one, or a share link's."""
+    if link is None:
+        return reverse("viewer:series", args=[series_id])
+    return reverse("viewer:link-series", args=[link.pk, series_id])
+
+
+def segmentation_of(series: Series, link=None) -> dict | None:
     """On a SEG series' page: the series it is overlaid on ({"series", "number", "modality", "description", "url"})."""
     target = segmentations.seg_page_note(series)
     if target is None:
         return None
-    return {**target, "url": reverse("viewer:series", args=[target["series"]])}
+    return {**target, "url": series_href(target["series"], link)}
 
 
 def series_status_json(series: Series) -> dict:

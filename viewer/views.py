@@ -21,13 +21,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit.models import AuditEvent
 from audit.services import record, record_images_view
 from studies import selectors, storage
-from studies.services import deid, deletion, image_access, sharing
+from studies.services import deid, deletion, image_access, links, sharing
 from studies.services.archives import members_of
 from studies.services.uploads import InvalidUpload
 from viewer import study_list
 from viewer.dicom_tags import read_header_rows, source_frame
 from viewer.forms import StudyFilterForm, filters_from_session
-from viewer.presenters import STAGES, UNKNOWN_STAGE, series_config, series_status_json, upload_rows
+from viewer.presenters import STAGES, UNKNOWN_STAGE, series_config, series_href, series_status_json, upload_rows
 
 FILTERS_KEY = "study_filters"
 
@@ -101,16 +101,40 @@ def study_detail(request, pk: int):
     series = list(study.series.all())
     record(AuditEvent.Action.STUDY_VIEW, request=request, obj=study, detail={"thumbnails": [s.pk for s in series]})
     context = {
+        **study_page_context(study, series),
         "nav": "studies",
-        "study": study,
-        "patient": study.patient,
-        "series_list": series,
         "can_delete": selectors.can_delete_study(request.user, study),
     }
     if selectors.can_share_study(request.user, study):
         context["shares"] = study.shares.select_related("user", "group").order_by("id")
         context["share_names"] = share_names(request.user)
+        context["links"] = selectors.links_of_study(request.user, study)
+        context["link_hours"] = {"default": settings.SHARE_LINK_DEFAULT_HOURS, "max": links.max_hours()}
     return render(request, "viewer/study.html", context)
+
+
+def study_page_context(study, series: list, link=None) -> dict:
+    """What the study page shows of a study, signed in or through a share link (``link``)."""
+    ttl = settings.SHARE_LINK_IMAGE_URL_TTL if link is not None else None
+    rows = [
+        {
+            "series": one,
+            "href": series_href(one.pk, link),
+            "thumbnail": image_access.thumbnail_url(one.pk, one.render_version, ttl=ttl),
+        }
+        for one in series
+    ]
+    status_url = (
+        reverse("viewer:link-study-status", args=[link.pk]) if link else reverse("viewer:study-status", args=[study.pk])
+    )
+    return {
+        "study": study,
+        "patient": study.patient,
+        "series_rows": rows,
+        "status_url": status_url,
+        "link": link,
+        "hide_phi": link is not None and link.deidentified,
+    }
 
 
 @login_required
@@ -192,12 +216,30 @@ def study_share_remove(request, pk: int, share_id: int):
 
 
 @login_required
+@require_POST
+def study_link_revoke(request, pk: int, link_id: int):
+    """The study page's "Revoke" of a share link (made with the API, from the same page)."""
+    study = get_object_or_404(selectors.studies_visible_to(request.user), pk=pk)
+    if not selectors.can_share_study(request.user, study):
+        raise PermissionDenied("Only the owner of this study can revoke its links.")
+    link = get_object_or_404(selectors.links_of_study(request.user, study), pk=link_id)
+    links.link_revoke(link=link, by=request.user, request=request)
+    messages.success(request, "The link was revoked: it no longer opens the study.")
+    return redirect("viewer:study", pk=study.pk)
+
+
+@login_required
 @require_GET
 def study_status(request, pk: int):
     study = get_object_or_404(selectors.studies_visible_to(request.user), pk=pk)
+    return study_status_answer(study.series.all())
+
+
+def study_status_answer(series_list, link=None) -> JsonResponse:
+    ttl = settings.SHARE_LINK_IMAGE_URL_TTL if link is not None else None
     rows = []
-    for series in study.series.all():
-        thumbnail = image_access.thumbnail_url(series.pk, series.render_version)  # audited with study_view
+    for series in series_list:
+        thumbnail = image_access.thumbnail_url(series.pk, series.render_version, ttl=ttl)  # audited with the page
         rows.append({**series_status_json(series), "thumbnail_url": thumbnail})
     return JsonResponse({"series": rows})
 
@@ -210,15 +252,32 @@ def series_viewer(request, pk: int):
     siblings = list(series.study.series.all())
     detail = {"study_id": series.study_id, "thumbnails": [other.pk for other in siblings if other.pk != series.pk]}
     record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail=detail)
+    return viewer_page(request, series, siblings)
+
+
+def viewer_page(request, series, siblings: list, link=None):
+    """The viewer of a series (or its progress page), signed in or through a share link."""
+    urls = image_access.plane_urls(request, series, link_id=link.pk if link else None) if series.planes else None
+    ttl = settings.SHARE_LINK_IMAGE_URL_TTL if link is not None else None
+    for other in siblings:
+        other.href = series_href(other.pk, link)
+        other.thumbnail = image_access.thumbnail_url(other.pk, other.render_version, ttl=ttl)
     context = {
         "series": series,
         "study": series.study,
         "patient": series.study.patient,
         "siblings": siblings,
-        "config": series_config(series, image_access.plane_urls(request, series) if series.planes else None),
+        "config": series_config(series, urls, link),
+        "link": link,
+        "hide_phi": link is not None and link.deidentified,
+        "study_href": link_home(link) if link else reverse("viewer:study", args=[series.study_id]),
     }
     template = "viewer/viewer.html" if series.planes else "viewer/processing.html"
     return render(request, template, context)
+
+
+def link_home(link) -> str:
+    return reverse("viewer:link-study", args=[link.pk])
 
 
 @login_required
@@ -229,13 +288,19 @@ def series_config_json(request, pk: int):
     Another user's series is a 404 like its page."""
     queryset = selectors.series_visible_to(request.user).select_related("study__patient")
     series = get_object_or_404(queryset, pk=pk)
+    if series.planes:
+        record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
+    return series_config_answer(request, series)
+
+
+def series_config_answer(request, series, link=None) -> JsonResponse:
     if not series.planes:
         return JsonResponse(
             {"detail": "This series is still being prepared; try again in a moment.", **series_status_json(series)},
             status=409,
         )
-    record(AuditEvent.Action.SERIES_VIEW, request=request, obj=series, detail={"study_id": series.study_id})
-    return JsonResponse(series_config(series, image_access.plane_urls(request, series)))
+    urls = image_access.plane_urls(request, series, link_id=link.pk if link else None)
+    return JsonResponse(series_config(series, urls, link))
 
 
 @login_required
@@ -244,9 +309,13 @@ def series_status(request, pk: int):
     """What the viewer polls: the series' preparation, and new signed image URLs (handed out, and
     audited, as on the viewer page) to replace those about to expire."""
     series = get_object_or_404(selectors.series_visible_to(request.user), pk=pk)
+    return series_status_answer(request, series)
+
+
+def series_status_answer(request, series, link=None) -> JsonResponse:
     body = series_status_json(series)
     if series.planes:
-        body["images"] = image_access.plane_urls(request, series)
+        body["images"] = image_access.plane_urls(request, series, link_id=link.pk if link else None)
     return JsonResponse(body)
 
 
@@ -255,6 +324,10 @@ def series_status(request, pk: int):
 def image_tags(request, pk: int):
     """The header of the stored file behind one image (no pixel data), for the tag browser."""
     series = get_object_or_404(selectors.series_visible_to(request.user), pk=pk)
+    return image_tags_answer(request, series, selectors.instances_visible_to(request.user))
+
+
+def image_tags_answer(request, series, instances, link=None) -> JsonResponse:
     try:
         plane, index = request.GET["plane"], int(request.GET["index"])
         point = [float(request.GET[key]) if request.GET.get(key) else None for key in ("row", "col")]
@@ -263,10 +336,9 @@ def image_tags(request, pk: int):
         return JsonResponse({"detail": "Give plane and index of an image of this series."}, status=400)
     except IndexError:
         return JsonResponse({"detail": "That image does not exist in this plane."}, status=404)
-    instances = selectors.instances_visible_to(request.user).filter(series=series)
-    instance = get_object_or_404(instances, pk=source.instance_pk)
+    instance = get_object_or_404(instances.filter(series=series), pk=source.instance_pk)
     rows, truncated = read_header_rows(storage.local_copy(instance.file), frame=source.frame)
-    record_images_view(request, series)
+    record_images_view(request, series, link_id=link.pk if link else None)
     return JsonResponse(
         {
             "instance": {"id": instance.pk, "number": instance.instance_number, "frames": instance.number_of_frames},

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from studies.api import anonymise, segmentations, shares, values, views
+from studies.api import anonymise, links, segmentations, shares, values, views
 
 
 class IdConverter:
@@ -36,6 +36,8 @@ urlpatterns = [
     path("studies/<id:pk>/shares/", shares.StudySharesView.as_view(), name="study-shares"),
     path("studies/<id:pk>/shares/<id:share_id>/", shares.StudyShareView.as_view(), name="study-share"),
     path("studies/<id:pk>/anonymise/", anonymise.StudyAnonymiseView.as_view(), name="study-anonymise"),
+    path("studies/<id:pk>/links/", links.StudyLinksView.as_view(), name="study-links"),
+    path("studies/<id:pk>/links/<id:link_id>/", links.StudyLinkView.as_view(), name="study-link"),
     path("studies/<id:pk>/archive.zip", views.StudyViewSet.as_view(download, **binary), name="study-archive"),
     path("series/<id:pk>/archive.zip", views.SeriesViewSet.as_view(download, **binary), name="series-archive"),
     path("instances/<id:pk>/file", views.InstanceViewSet.as_view({"get": "file"}, **binary), name="instance-file"),

@@ -28,13 +28,15 @@ def signing_key() -> bytes:
     return key
 
 
-def plane_urls(request, series: Series, now: float | None = None) -> dict:
+def plane_urls(request, series: Series, now: float | None = None, link_id: int | None = None) -> dict:
     """``{"issued", "expires": unix times, "planes": {plane: template with {index}}, "thumbnail": url}``
     for a series the user may see, and the ``images_view`` audit event (one per user and series
-    per AUDIT_IMAGE_WINDOW)."""
-    record_images_view(request, series)
+    per AUDIT_IMAGE_WINDOW). Through a share link (``link_id``, checked by the caller) the URLs
+    live SHARE_LINK_IMAGE_URL_TTL seconds and the event names the link."""
+    record_images_view(request, series, link_id=link_id)
     now = time.time() if now is None else now
-    expires = signing.expiry(now, settings.IMAGE_URL_TTL)
+    ttl = settings.IMAGE_URL_TTL if link_id is None else settings.SHARE_LINK_IMAGE_URL_TTL
+    expires = signing.expiry(now, ttl)
     key = signing_key()
     planes = {
         plane: signing.template(key, series.pk, series.render_version, plane, expires) for plane in series.planes or {}
@@ -43,10 +45,11 @@ def plane_urls(request, series: Series, now: float | None = None) -> dict:
     return {"issued": int(now), "expires": expires, "planes": planes, "thumbnail": thumbnail}
 
 
-def thumbnail_url(series_id: int, version: int, now: float | None = None) -> str:
+def thumbnail_url(series_id: int, version: int, now: float | None = None, ttl: int | None = None) -> str:
     """A series' thumbnail URL, for pages that show thumbnails (their own audit event names the
     series shown)."""
-    expires = signing.expiry(time.time() if now is None else now, settings.IMAGE_URL_TTL)
+    ttl = settings.IMAGE_URL_TTL if ttl is None else ttl
+    expires = signing.expiry(time.time() if now is None else now, ttl)
     return signing.url(signing_key(), series_id, version, "thumbnail", expires, 0)
 
 

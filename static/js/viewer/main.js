@@ -62,7 +62,8 @@ class Viewer {
       urlFor: (key) => this.keyToUrl(key),
       renew: (key) => this._keySource(key).renewImageUrls(true),
       beforeLoad: (key) => this._keySource(key).renewImageUrls(false),
-      onAuthLost: () => this.setPill("Your session has ended: reload and sign in.", true),
+      onAuthLost: () =>
+        this.setPill(config.readOnly ? "This link no longer works: it expired or was revoked." : "Your session has ended: reload and sign in.", true),
     });
     this.container = document.getElementById("viewports");
     this.panel = null;
@@ -84,7 +85,8 @@ class Viewer {
     if (wanted.slots.length) this.slots = wanted.slots;
     this._watchStatus();
     this.setLayout(wanted.layout || "1x1");
-    this.measure = new Measurements(this); // measurement tools and their panel (measure.js)
+    // measurement tools and their panel (measure.js); none through a share link (read-only)
+    this.measure = config.readOnly ? null : new Measurements(this);
     setInterval(() => this._updateCacheBars(), 700);
     this.segments = new Segments(this); // SEG overlays (segments.js)
   }
@@ -618,6 +620,7 @@ class Viewer {
 
   // ---- panels ----------------------------------------------------------------------------
   showPanel(name) {
+    if ((name === "tags" && !this.urls.tags) || (name === "measurements" && !this.measure)) return; // off through a link
     this.panel = name;
     document.getElementById("panel-metadata").hidden = name !== "metadata";
     document.getElementById("panel-tags").hidden = name !== "tags";
@@ -676,7 +679,7 @@ class Viewer {
       ["Photometric", s.photometric_interpretation || "—"],
       ["Default window", s.window ? `C ${formatNumber(s.window.center)} / W ${formatNumber(s.window.width)}` : "—"],
       ["Shown as", s.is_volume ? "volume: axial, coronal and sagittal planes" : "stack of images"],
-      ["Series UID", s.series_instance_uid],
+      ["Series UID", s.series_instance_uid || "—"],
     ];
     list.replaceChildren();
     for (const [term, value] of rows) {

@@ -42,7 +42,7 @@ export class HeaderPanel {
 
   async _load(force) {
     const query = this.viewer.headerQuery();
-    if (!query) return;
+    if (!query || !this.viewer.urls.tags) return; // no tag browser through a de-identified link
     const key = `${this.viewer.urls.tags}?${new URLSearchParams(query)}`; // the tags URL names the series
     if (key === this.key && !force) {
       this.viewer.describeImage(this.info);

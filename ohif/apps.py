@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OhifConfig(AppConfig):
+    name = "ohif"
+    verbose_name = "OHIF Viewer"
