@@ -56,7 +56,8 @@ def main(argv: list[str]) -> dict:
         for _ in range(repeat):
             for part in parts:
                 run = ingest_run(app, session, zips[part], probe_on_demand=False)
-                results.setdefault(part, {"runs": []})["runs"].append({k: run[k] for k in ("status", *FIGURES, "timeline")})
+                kept = {k: run[k] for k in ("status", *FIGURES, "timeline")}
+                results.setdefault(part, {"runs": []})["runs"].append(kept)
     finally:
         app.stop()
     for part in parts:

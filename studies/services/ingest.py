@@ -23,6 +23,7 @@ from django.utils import timezone
 from dicomviewer.metrics import FAILURES, STAGE_SECONDS
 from studies import scratch, storage
 from studies.imaging import archive
+from studies.imaging.forked import forked_map
 from studies.imaging.headers import NEED_MORE, Header, read_header, read_header_prefix
 from studies.models import Upload
 from studies.services import locks, rendering, series_build
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 # progress bands of the ingest stages; rendering fills the rest (see upload_progress)
 # the first bytes read for a header: most fit in 8 KB, nearly all in 64 KB; longer ones are read whole
 HEADER_PREFIX_BYTES = (8 * 1024, 64 * 1024)
+# Archives of this many members or more have their headers read in INGEST_SCAN_PROCESSES processes
+# (forked: parsing headers is pure Python, threads do not spread it). A fork of a worker child
+# costs a few ms; the 3000-member bench archive reads its headers at 3.4 ms each.
+SCAN_FORK_MIN_MEMBERS = 200
 STAGE_BANDS = {"extracting": (0, 30), "storing": (30, 40), "decoding": (40, 50), "rendering": (50, 100)}
 
 
@@ -178,14 +183,20 @@ def _archive_file(upload: Upload, work) -> Path:
 def _scan_headers(state: IngestState, source: archive.Archive, work) -> dict[int, archive.Member]:
     """Headers from the first bytes of each member: nothing is extracted yet. Answers
     {id(header): member} in archive order."""
+    members = source.members
+    processes = settings.INGEST_SCAN_PROCESSES if len(members) >= SCAN_FORK_MIN_MEMBERS else 1
+    headers = forked_map(
+        lambda member: _member_header(source, member, work),
+        members,
+        processes,
+        progress=lambda fraction: state.progress("extracting", fraction),
+    )
     found = {}
-    for number, member in enumerate(source.members, start=1):
-        header = _member_header(source, member, work)
+    for header, member in zip(headers, members, strict=True):
         if isinstance(header, Header):
             found[id(header)] = (header, member)
         else:
             state.skip(header.name, header.reason)
-        state.progress("extracting", number / len(source.members))
     return found
 
 
