@@ -40,7 +40,10 @@ def stack_zip(tmp_path, count: int = 7):
     return make_zip(tmp_path / "stack.zip", files)
 
 
-def test_stack_images_come_from_the_ingest_decode_without_render_chunks(user, tmp_path, monkeypatch):
+@pytest.mark.parametrize("forked", [False, True], ids=["threads", "forked"])
+def test_stack_images_come_from_the_ingest_decode_without_render_chunks(user, tmp_path, monkeypatch, forked):
+    if forked:  # a stack this small is rendered on threads; the forked path is the same work
+        monkeypatch.setattr(series_build, "FORK_MIN_ITEMS", 2)
     chunks = []
     real = rendering.render_chunk
     monkeypatch.setattr(rendering, "render_chunk", lambda *args: chunks.append(args) or real(*args))

@@ -23,7 +23,7 @@ from django.utils import timezone
 from dicomviewer.metrics import FAILURES, STAGE_SECONDS
 from studies import scratch, storage
 from studies.imaging import archive
-from studies.imaging.forked import forked_map
+from studies.imaging.forked import FORK_MIN_ITEMS, forked_map
 from studies.imaging.headers import NEED_MORE, Header, read_header, read_header_prefix
 from studies.models import Upload
 from studies.services import locks, rendering, series_build
@@ -33,10 +33,6 @@ log = logging.getLogger(__name__)
 # progress bands of the ingest stages; rendering fills the rest (see upload_progress)
 # the first bytes read for a header: most fit in 8 KB, nearly all in 64 KB; longer ones are read whole
 HEADER_PREFIX_BYTES = (8 * 1024, 64 * 1024)
-# Archives of this many members or more have their headers read in INGEST_SCAN_PROCESSES processes
-# (forked: parsing headers is pure Python, threads do not spread it). A fork of a worker child
-# costs a few ms; the 3000-member bench archive reads its headers at 3.4 ms each.
-SCAN_FORK_MIN_MEMBERS = 200
 STAGE_BANDS = {"extracting": (0, 30), "storing": (30, 40), "decoding": (40, 50), "rendering": (50, 100)}
 
 
@@ -184,7 +180,8 @@ def _scan_headers(state: IngestState, source: archive.Archive, work) -> dict[int
     """Headers from the first bytes of each member: nothing is extracted yet. Answers
     {id(header): member} in archive order."""
     members = source.members
-    processes = settings.INGEST_SCAN_PROCESSES if len(members) >= SCAN_FORK_MIN_MEMBERS else 1
+    # forked processes: parsing headers is pure Python, which threads do not spread over cores
+    processes = settings.INGEST_PROCESSES if len(members) >= FORK_MIN_ITEMS else 1
     headers = forked_map(
         lambda member: _member_header(source, member, work),
         members,
