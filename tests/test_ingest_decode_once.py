@@ -40,10 +40,7 @@ def stack_zip(tmp_path, count: int = 7):
     return make_zip(tmp_path / "stack.zip", files)
 
 
-@pytest.mark.parametrize("forked", [False, True], ids=["threads", "forked"])
-def test_stack_images_come_from_the_ingest_decode_without_render_chunks(user, tmp_path, monkeypatch, forked):
-    if forked:  # a stack this small is rendered on threads; the forked path is the same work
-        monkeypatch.setattr(series_build, "FORK_MIN_ITEMS", 2)
+def test_stack_images_come_from_the_ingest_decode_without_render_chunks(user, tmp_path, monkeypatch):
     chunks = []
     real = rendering.render_chunk
     monkeypatch.setattr(rendering, "render_chunk", lambda *args: chunks.append(args) or real(*args))
@@ -89,3 +86,15 @@ def test_a_stack_file_that_does_not_decode_is_dropped_and_the_rest_rendered(user
     assert upload.files_dicom == 3
     series = Series.objects.get(study__owner=user)
     assert series.render_status == Series.Render.DONE and series.images_done == series.images_total == 3
+
+
+def test_headers_read_in_forked_processes_store_the_same_series(user, tmp_path, monkeypatch, settings):
+    from studies.services import ingest
+
+    settings.INGEST_PROCESSES = 2
+    monkeypatch.setattr(ingest, "FORK_MIN_ITEMS", 2)
+    upload = ingest_zip(user, stack_zip(tmp_path))
+    assert upload.status == Upload.Status.DONE, upload.error
+    assert (upload.files_total, upload.files_dicom, upload.files_skipped) == (7, 7, 0)
+    series = Series.objects.get(study__owner=user)
+    assert sorted(series.instances.values_list("instance_number", flat=True)) == list(range(1, 8))

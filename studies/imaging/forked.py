@@ -12,6 +12,7 @@ whose child fails is computed by the caller itself, so the result never depends 
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -36,8 +37,10 @@ def forked_map(
     bounds = [len(items) * k // processes for k in range(processes + 1)]
     shares = [items[bounds[k] : bounds[k + 1]] for k in range(processes)]
     children: list[_Child] = []
+    gc.freeze()  # the children's collector leaves the inherited objects alone (no copy of every page)
     try:
         children = [_Child.start(fn, share) for share in shares[1:]]
+        gc.unfreeze()
         results = []
         for number, item in enumerate(shares[0], start=1):
             results.append(fn(item))
@@ -47,6 +50,7 @@ def forked_map(
             results.extend(child.results())
         return results
     finally:
+        gc.unfreeze()
         for child in children:
             child.end()
 
