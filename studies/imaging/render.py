@@ -98,12 +98,40 @@ def auto_window(values: np.ndarray) -> Window:
     sample = sample[np.isfinite(sample)] if np.issubdtype(sample.dtype, np.floating) else sample
     if sample.size == 0:
         return Window(0.0, 1.0)
-    lo, hi = (float(v) for v in np.percentile(sample, [0.5, 99.5]))
+    lo, hi = percentiles(sample, (0.5, 99.5))
     if hi <= lo:
         lo, hi = float(sample.min()), float(sample.max())
     if hi <= lo:
         return Window(lo, 1.0)
     return Window((lo + hi) / 2.0, hi - lo)
+
+
+HISTOGRAM_MAX_PIXELS = 256 * 256
+
+
+def percentiles(sample: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """``np.percentile(sample, qs)`` (its default, linear method), the same numbers: for small
+    images of 8- and 16-bit whole numbers from a histogram of the values instead of a partial sort.
+
+    Measured (bench/window.py, best of 7 on the loaded 2-core machine): 64x64 int16 0.12 ms against
+    np.percentile's 0.51 ms (a stack of small images windows each one on its own); at 512x512 the
+    histogram was no faster (13 against 11 ms: numpy's bincount copies to 64-bit first), so larger
+    samples keep np.percentile."""
+    if sample.size > HISTOGRAM_MAX_PIXELS or not (
+        np.issubdtype(sample.dtype, np.integer) and sample.dtype.itemsize <= 2
+    ):
+        return [float(v) for v in np.percentile(sample, qs)]
+    low = int(sample.min())
+    ends = np.cumsum(np.bincount((sample.astype(np.int32) - low).reshape(-1)))
+    out = []
+    for q in qs:
+        position = q / 100 * (sample.size - 1)
+        below = int(np.floor(position))
+        above, t = min(below + 1, sample.size - 1), position - below
+        a, b = (float(np.searchsorted(ends, rank, side="right") + low) for rank in (below, above))
+        # numpy's own interpolation, so that the result is the same to the last bit
+        out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
+    return out
 
 
 PNG_COLOUR_TYPES = {1: 0, 3: 2, 4: 6}  # greyscale, RGB, RGBA

@@ -145,8 +145,11 @@ class StackImages:
 
     def display(self, index: int, window: Window | None = None) -> np.ndarray:
         ref = self.frames[index]
+        return self.render(ref, self.instance_frames(ref.instance)[ref.frame], window)
+
+    def render(self, ref: FrameRef, values: np.ndarray, window: Window | None = None) -> np.ndarray:
+        """The display image of frame ``ref`` from its decoded ``values`` (thread-safe)."""
         header = self.headers[ref.instance]
-        values = self.instance_frames(ref.instance)[ref.frame]
         frame = header.frames[ref.frame]
         if header.is_color:
             image = values

@@ -61,6 +61,14 @@ def queue_series(series_id: int, version: int) -> None:
         enqueue(Task.SERIES_RENDER_CHUNK, series_id, version, plane, start, stop)
 
 
+def mark_rendered(series_id: int, version: int) -> None:
+    """Every image of a version was stored by its ingest (a stack, rendered from its decode)."""
+    counted = Series.objects.filter(pk=series_id, render_version=version).update(images_done=F("images_total"))
+    if counted:
+        IMAGES_RENDERED.inc(Series.objects.filter(pk=series_id).values_list("images_total", flat=True).first() or 0)
+        _finish_series_if_done(series_id, version)
+
+
 def render_chunk(series_id: int, version: int, plane: str, start: int, stop: int) -> None:
     """Render and store images ``start``..``stop`` of a plane. A storage that cannot be reached
     raises StorageUnavailable (the task tries again later); other errors fail the series, and so

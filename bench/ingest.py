@@ -1,0 +1,74 @@
+"""Only the ingest parts of the benchmark, repeated: `bench/ingest.py [small] [ct500] [ct1000] [--repeat N]`.
+
+The same app (`manage.py serve all`, a real worker) and the same measurement as `bench/run.py`
+(``ingest_run``), without the floor, serving, S3 and listing rounds, so that a change to the
+ingest can be measured before and after, back to back, on a loaded machine. Prints JSON: each
+part's runs and the median of its figures. With DATABASE_URL / CELERY_BROKER_URL set, as
+`bench/run.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import data  # noqa: E402
+from bench.run import OUT, App, ingest_run, prepare_environment, session_for  # noqa: E402
+
+PARTS = {
+    "small": lambda: data.small_images_zip(OUT / "small3000.zip", 3000),
+    "ct500": lambda: data.ct_zip(OUT / "ct500.zip", 500),
+    "ct1000": lambda: data.ct_zip(OUT / "ct1000.zip", 1000),
+}
+FIGURES = ("first_image_s", "all_images_s", "instances_per_s", "peak_worker_rss_mb")
+
+
+def main(argv: list[str]) -> dict:
+    repeat = 1
+    if "--repeat" in argv:
+        at = argv.index("--repeat")
+        repeat = int(argv[at + 1])
+        argv = argv[:at] + argv[at + 2 :]
+    parts = argv or list(PARTS)
+    unknown = [part for part in parts if part not in PARTS]
+    if unknown:
+        raise SystemExit(f"unknown part(s) {unknown}; choose from {list(PARTS)}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    scratch = OUT / "scratch-ingest"
+    subprocess.run(["rm", "-rf", str(scratch)], check=True)
+    scratch.mkdir()
+    env = prepare_environment(scratch)
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
+    django.setup()
+    zips = {part: PARTS[part]() for part in parts}
+    results: dict = {"database": env.get("DATABASE_URL", "sqlite").split("@")[-1]}
+    app = App(env, scratch)
+    try:
+        session = session_for(app, "bench")
+        for _ in range(repeat):
+            for part in parts:
+                run = ingest_run(app, session, zips[part], probe_on_demand=False)
+                kept = {k: run[k] for k in ("status", *FIGURES, "timeline")}
+                results.setdefault(part, {"runs": []})["runs"].append(kept)
+    finally:
+        app.stop()
+    for part in parts:
+        runs = results[part]["runs"]
+        results[part]["median"] = {k: statistics.median(r[k] or 0 for r in runs) for k in FIGURES}
+    if "ct500" in results and "ct1000" in results:
+        results["ct1000_to_ct500"] = round(
+            results["ct1000"]["median"]["all_images_s"] / results["ct500"]["median"]["all_images_s"], 2
+        )
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1:]), indent=2))

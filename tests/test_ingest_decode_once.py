@@ -1,0 +1,100 @@
+"""A stack is decoded once: its images come from the ingest's own decode (no render chunks reading
+every file again), they are the images a render from the stored files gives, and its first image
+is stored before the rest of the series is decoded."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydicom.uid import generate_uid
+
+from studies import storage
+from studies.imaging.render import encode_png
+from studies.models import Series, Upload
+from studies.services import image_source, rendering, series_build
+from tests.conftest import ingest_zip, make_zip, stored_bytes
+from tests.dicomgen import write_image
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
+
+
+def stack_zip(tmp_path, count: int = 7):
+    """``count`` 40x48 MR images without geometry (a stack), no window in the files, one of them
+    with a VOI window of its own."""
+    rng = np.random.default_rng(5)
+    study, series = generate_uid(), generate_uid()
+    files = {}
+    for k in range(count):
+        pixels = (rng.normal(400 + 50 * k, 60, (40, 48))).clip(0, 4095).astype(np.uint16)
+        extra = {"window": (500, 300)} if k == 3 else {}
+        path = write_image(
+            tmp_path / f"{k}.dcm",
+            pixels,
+            modality="MR",
+            instance_number=k + 1,
+            study_uid=study,
+            series_uid=series,
+            **extra,
+        )
+        files[f"S/{k}.dcm"] = path
+    return make_zip(tmp_path / "stack.zip", files)
+
+
+def test_stack_images_come_from_the_ingest_decode_without_render_chunks(user, tmp_path, monkeypatch):
+    chunks = []
+    real = rendering.render_chunk
+    monkeypatch.setattr(rendering, "render_chunk", lambda *args: chunks.append(args) or real(*args))
+    upload = ingest_zip(user, stack_zip(tmp_path))
+    assert upload.status == Upload.Status.DONE, upload.error
+    series = Series.objects.get(study__owner=user)
+    assert series.render_status == Series.Render.DONE and series.images_done == series.images_total == 7
+    assert chunks == []
+    # the same bytes as an image rendered afresh from the stored originals (their own windows)
+    image_source.clear()
+    source = image_source.source(series.pk, series.render_version)
+    for index in range(7):
+        stored = stored_bytes(storage.image_name(series.pk, series.render_version, "stack", index))
+        assert stored == encode_png(source.display("stack", index)), index
+    assert storage.exists(storage.thumbnail_name(series.pk, series.render_version))
+    assert storage.exists(storage.complete_name(series.pk, series.render_version))
+
+
+def test_stack_first_image_is_stored_before_the_series_is_decoded(user, tmp_path, monkeypatch):
+    seen = []
+    real = series_build._render_stack
+
+    def render_stack(plan):
+        seen.append(storage.exists(storage.image_name(plan.series.pk, plan.version, "stack", 0)))
+        return real(plan)
+
+    monkeypatch.setattr(series_build, "_render_stack", render_stack)
+    upload = ingest_zip(user, stack_zip(tmp_path))
+    assert upload.status == Upload.Status.DONE, upload.error
+    assert seen == [True]
+
+
+def test_a_stack_file_that_does_not_decode_is_dropped_and_the_rest_rendered(user, tmp_path):
+    path = stack_zip(tmp_path, count=4)
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    members["S/2.dcm"] = members["S/2.dcm"][:-500]  # pixel data cut short
+    broken = make_zip(tmp_path / "broken.zip", members)
+    upload = ingest_zip(user, broken)
+    assert upload.status == Upload.Status.DONE, upload.error
+    assert upload.files_dicom == 3
+    series = Series.objects.get(study__owner=user)
+    assert series.render_status == Series.Render.DONE and series.images_done == series.images_total == 3
+
+
+def test_headers_read_in_forked_processes_store_the_same_series(user, tmp_path, monkeypatch, settings):
+    from studies.services import ingest
+
+    settings.INGEST_PROCESSES = 2
+    monkeypatch.setattr(ingest, "FORK_MIN_ITEMS", 2)
+    upload = ingest_zip(user, stack_zip(tmp_path))
+    assert upload.status == Upload.Status.DONE, upload.error
+    assert (upload.files_total, upload.files_dicom, upload.files_skipped) == (7, 7, 0)
+    series = Series.objects.get(study__owner=user)
+    assert sorted(series.instances.values_list("instance_number", flat=True)) == list(range(1, 8))
