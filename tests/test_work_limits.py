@@ -346,21 +346,34 @@ def test_a_rebuild_that_killed_its_worker_twice_fails_its_series(rendered_series
     assert "stopped the worker 2 times" in series.render_error and series.rebuild_attempts == 0
 
 
+@pytest.fixture
+def rendered_volume(user, tmp_path):
+    """A volume left rendering: its planes are rendered in chunks by any worker (a stack's images
+    come from the ingest's own decode, so only volumes have chunks a worker can die in)."""
+    paths = write_volume(tmp_path / "ct", np.full((4, 16, 16), 40, np.int16), modality="CT")
+    upload = ingest_zip(user, make_zip(tmp_path / "v.zip", {p.name: p.read_bytes() for p in paths}))
+    assert upload.status == Upload.Status.DONE, upload.error
+    series = Series.objects.get()
+    assert series.is_volume
+    Series.objects.filter(pk=series.pk).update(render_status=Series.Render.RENDERING, images_done=0)
+    return series
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("eager_celery")
-def test_a_chunk_that_kills_the_worker_is_not_rebuilt_at_every_start(rendered_series, monkeypatch):
+def test_a_chunk_that_kills_the_worker_is_not_rebuilt_at_every_start(rendered_volume, monkeypatch):
     """The filesystem broker loses a killed worker's messages: the next worker rebuilds series left
     rendering. A chunk that was under way counts as a death; after two the series fails."""
     from studies.models import RenderedChunk
     from studies.services import cleanup, rendering, series_build
 
-    series = rendered_series
+    series = rendered_volume
     monkeypatch.setattr(cleanup, "enqueue", lambda *args: None)
     monkeypatch.setattr(rendering, "queue_series", lambda *args: None)  # its chunk kills the worker
     for death in (1, 2):
         Series.objects.filter(pk=series.pk).update(render_status=Series.Render.RENDERING)
         version = Series.objects.get(pk=series.pk).render_version
-        RenderedChunk.objects.create(series=series, version=version, plane="stack", start=0, done=False, attempts=1)
+        RenderedChunk.objects.create(series=series, version=version, plane="axial", start=0, done=False, attempts=1)
         cleanup.recover_interrupted_work()  # a worker starts after the death
         assert Series.objects.get(pk=series.pk).rebuild_attempts == death
         series_build.series_rebuild(series.pk)  # what it queued
