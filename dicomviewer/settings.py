@@ -287,10 +287,6 @@ INGEST_MAX_RATIO = env_int("INGEST_MAX_RATIO", 200)
 INGEST_TIME_LIMIT = float(env("INGEST_TIME_LIMIT", "3600"))
 FAILED_UPLOAD_RETENTION_DAYS = env_int("FAILED_UPLOAD_RETENTION_DAYS", 7)  # then cleanup_uploads removes the ZIP
 INGEST_THREADS = env_int("INGEST_THREADS", 2)
-# Processes (the worker child and forks of it, studies/imaging/forked.py) that read the headers of a
-# large archive. 1 (the worker child alone) by default: on the 2-core bench machine two gave no gain
-# (bench/ingest.py small: header stage 7.3 s forked, 7.4 s alone; README, Speed).
-INGEST_PROCESSES = env_int("INGEST_PROCESSES", 1)
 # Work per series (studies/imaging/limits.py): files claiming more frames are skipped; a plane
 # longer than this takes larger steps; planes over the image count or the rendered pixels per byte
 # of the series' files are not made (the acquired images are shown), a stack stops there.

@@ -86,15 +86,3 @@ def test_a_stack_file_that_does_not_decode_is_dropped_and_the_rest_rendered(user
     assert upload.files_dicom == 3
     series = Series.objects.get(study__owner=user)
     assert series.render_status == Series.Render.DONE and series.images_done == series.images_total == 3
-
-
-def test_headers_read_in_forked_processes_store_the_same_series(user, tmp_path, monkeypatch, settings):
-    from studies.services import ingest
-
-    settings.INGEST_PROCESSES = 2
-    monkeypatch.setattr(ingest, "FORK_MIN_ITEMS", 2)
-    upload = ingest_zip(user, stack_zip(tmp_path))
-    assert upload.status == Upload.Status.DONE, upload.error
-    assert (upload.files_total, upload.files_dicom, upload.files_skipped) == (7, 7, 0)
-    series = Series.objects.get(study__owner=user)
-    assert sorted(series.instances.values_list("instance_number", flat=True)) == list(range(1, 8))

@@ -23,7 +23,6 @@ from django.utils import timezone
 from dicomviewer.metrics import FAILURES, STAGE_SECONDS
 from studies import scratch, storage
 from studies.imaging import archive
-from studies.imaging.forked import FORK_MIN_ITEMS, forked_map
 from studies.imaging.headers import NEED_MORE, Header, read_header, read_header_prefix
 from studies.models import Upload
 from studies.services import locks, rendering, series_build
@@ -179,21 +178,14 @@ def _archive_file(upload: Upload, work) -> Path:
 def _scan_headers(state: IngestState, source: archive.Archive, work) -> dict[int, archive.Member]:
     """Headers from the first bytes of each member: nothing is extracted yet. Answers
     {id(header): member} in archive order."""
-    members = source.members
-    # forked processes: parsing headers is pure Python, which threads do not spread over cores
-    processes = settings.INGEST_PROCESSES if len(members) >= FORK_MIN_ITEMS else 1
-    headers = forked_map(
-        lambda member: _member_header(source, member, work),
-        members,
-        processes,
-        progress=lambda fraction: state.progress("extracting", fraction),
-    )
     found = {}
-    for header, member in zip(headers, members, strict=True):
+    for number, member in enumerate(source.members, start=1):
+        header = _member_header(source, member, work)
         if isinstance(header, Header):
             found[id(header)] = (header, member)
         else:
             state.skip(header.name, header.reason)
+        state.progress("extracting", number / len(source.members))
     return found
 
 
