@@ -38,6 +38,10 @@ class Admission:
     rejected: str = ""  # the reason, for the audit trail
     diagnostic: int = 0
     transient: bool = False  # rejected-transient (try again later), else rejected-permanent
+    # Whether the call comes from the AE's registered host. Storing may come from anywhere (behind NAT
+    # every modality seems to come from one address: DICOM_CHECK_HOST decides); finding and
+    # retrieving hand out the owner's patients, so a title alone, which anyone can claim, is not enough.
+    from_host: bool = False
 
     @property
     def may_store(self) -> bool:
@@ -45,11 +49,11 @@ class Admission:
 
     @property
     def may_find(self) -> bool:
-        return self.remote is not None and self.remote.may_find
+        return self.remote is not None and self.remote.may_find and self.from_host
 
     @property
     def may_retrieve(self) -> bool:
-        return self.remote is not None and self.remote.may_retrieve
+        return self.remote is not None and self.remote.may_retrieve and self.from_host
 
 
 def _peer(address: str):
@@ -93,9 +97,10 @@ def _admit_calling(calling: str, address: str) -> Admission:
         return Admission(owner=owner)
     if not remote.owner.is_active:
         return Admission(rejected="the AE's owner account is inactive", diagnostic=CALLING_AE_NOT_RECOGNISED)
-    if settings.DICOM_CHECK_HOST and not host_matches(remote.host, address):
+    from_host = host_matches(remote.host, address)
+    if settings.DICOM_CHECK_HOST and not from_host:
         return Admission(rejected="calling address is not the AE's host", diagnostic=CALLING_AE_NOT_RECOGNISED)
-    return Admission(remote=remote, owner=remote.owner)
+    return Admission(remote=remote, owner=remote.owner, from_host=from_host)
 
 
 def unknown_ae_owner():

@@ -508,6 +508,21 @@ def test_query_and_retrieve_need_their_permissions(server, modality, user):
     assert {event.user for event in refused} == {user}
 
 
+def test_find_and_retrieve_need_the_registered_host_even_when_store_does_not(server, modality, user):
+    """A title is no secret: anyone who claims a find/retrieve AE's title from another address is
+    refused its owner's data, while storing from anywhere stays allowed (DICOM_CHECK_HOST off)."""
+    RemoteAE.objects.filter(pk=modality.pk).update(host="192.0.2.10", may_find=True, may_retrieve=True)
+    assoc = scu().associate("127.0.0.1", server, ae_title=OUR_AE)
+    query = pydicom.Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.PatientName = "*"
+    found = [status.Status for status, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind)]
+    stored = assoc.send_c_store(ct_dataset()).Status
+    assoc.release()
+    assert (found, stored) == ([0x0124], 0x0000)
+    assert wait_for_event(A.DICOM_REJECTED).detail["operation"] == "C-FIND"
+
+
 def test_instances_are_kept_when_the_upload_cannot_be_made(server, modality, user, settings, monkeypatch):
     from dicomnet import services
 
