@@ -113,10 +113,10 @@ def percentiles(sample: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     """``np.percentile(sample, qs)`` (its default, linear method), the same numbers: for small
     images of 8- and 16-bit whole numbers from a histogram of the values instead of a partial sort.
 
-    Measured (bench/window.py, best of 7 on the loaded 2-core machine): 64x64 int16 0.12 ms against
-    np.percentile's 0.51 ms (a stack of small images windows each one on its own); at 512x512 the
-    histogram was no faster (13 against 11 ms: numpy's bincount copies to 64-bit first), so larger
-    samples keep np.percentile."""
+    Measured (`.venv/bin/python bench/window.py`, best of 7, quiet 2-core machine): 64x64 int16
+    0.042 ms against np.percentile's 0.136 ms (a stack of small images windows each one on its own:
+    0.28 s of the 3000-image upload's 9.6 s); at 512x512 the histogram was no faster (3.7 against
+    3.3 ms: numpy's bincount copies to 64-bit first), so larger samples keep np.percentile."""
     if sample.size > HISTOGRAM_MAX_PIXELS or not (
         np.issubdtype(sample.dtype, np.integer) and sample.dtype.itemsize <= 2
     ):
