@@ -250,6 +250,8 @@ def test_deidentified_link_pages_never_show_patient_identifiers(api, user, ct):
         client.get(f"/shared/{made['id']}/status/"),
     ]
     secrets_ = [str(patient.name), str(patient.name).split("^")[0], patient.patient_id, "ACC777", "Erence"]
+    secrets_ += [ct.study_instance_uid, series.series_instance_uid, series.frame_of_reference_uid]
+    assert series.frame_of_reference_uid  # the check below means something
     if patient.birth_date:
         secrets_.append(patient.birth_date.isoformat())
     for answer in answers:

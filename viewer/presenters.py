@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from django.urls import reverse
 
 from studies.api.serializers import SeriesSerializer
@@ -86,8 +88,11 @@ def series_config(series: Series, image_urls: dict | None, link=None) -> dict:
     study, patient = series.study, series.study.patient
     hide = link is not None and link.deidentified
     facts = SeriesSerializer(series).data
-    if hide:  # UIDs can carry dates and site numbers; the viewer shows, never needs, this one
+    if hide:  # UIDs can carry dates and site numbers: none leaves through a de-identified link
         facts["series_instance_uid"] = ""
+        # the viewer only compares Frames of Reference (linked scrolling): a stand-in per link does
+        uid = facts.get("frame_of_reference_uid") or ""
+        facts["frame_of_reference_uid"] = hashlib.sha256(f"{link.pk}:{uid}".encode()).hexdigest()[:32] if uid else ""
     return {
         "series": facts,
         "images": image_urls,
