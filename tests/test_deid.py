@@ -445,6 +445,17 @@ def test_anonymised_copy_refuses_bad_options_and_nothing_to_copy(api, row_study,
 
 
 @pytest.mark.django_db(transaction=True)
+def test_anonymised_copy_over_the_upload_limit_is_refused(api, phi_study, settings):
+    from studies.models import Upload
+
+    uploads = Upload.objects.count()
+    settings.MAX_UPLOAD_BYTES = 1000  # the study's files are larger: a copy would bypass the limit
+    response = api.post(f"/api/studies/{phi_study.pk}/anonymise/", {}, format="json")
+    assert response.status_code == 400 and "too large to copy" in response.json()["detail"]
+    assert Upload.objects.count() == uploads
+
+
+@pytest.mark.django_db(transaction=True)
 def test_anonymised_copy_is_a_new_study_of_the_user_that_renders(api, phi_study, user):
     from audit.models import AuditEvent
     from studies.models import Study, Upload

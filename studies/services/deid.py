@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from pydicom.uid import UID
 
 from audit.models import AuditEvent
@@ -126,6 +127,12 @@ def deid_copy(*, study, members: list[Member], options: Options, user, request=N
     """De-identify the study's files into a ZIP in the scratch folder and ingest it as a new
     upload of ``user`` (the ingest runs in the worker). DeidError when every file is left out;
     InvalidUpload (from the upload service) when the ZIP is not acceptable, e.g. too large."""
+    size = sum(member.size for member in members)
+    if size > settings.MAX_UPLOAD_BYTES:  # a copy is an upload: the same limit as one sent over HTTP
+        raise DeidError(
+            f"This study is too large to copy: {size / 1024**3:.1f} GB, over the upload limit of "
+            f"{settings.MAX_UPLOAD_BYTES / 1024**3:.1f} GB."
+        )
     deidentifier = new_deidentifier(options)
     summary = Summary()
     fd, name = tempfile.mkstemp(dir=scratch.tmp_dir(), prefix="deid-", suffix=".zip")
