@@ -45,6 +45,8 @@ def handle_get(event, remote):
         yield 1  # pynetdicom's protocol: a count first; the failure then ends the request
         yield exc.status_dataset(), None
         return
+    if not instances:  # pynetdicom reads no further than a count of 0: audit it here
+        record_send(remote=remote, operation="C-GET", destination=remote.ae_title, instances=[], sent=0)
     yield len(instances)
     accepted = [cx for cx in event.assoc.accepted_contexts if cx.as_scu]
     yield from _send(event, remote, "C-GET", remote.ae_title, instances, lambda: accepted)
@@ -73,6 +75,8 @@ def handle_move(event, remote):
 
     kwargs = {"contexts": proposed_contexts(instances), "evt_handlers": [(evt.EVT_ACCEPTED, on_accepted)]}
     yield destination.host, destination.port, kwargs
+    if not instances:  # as for C-GET: nothing is read after a count of 0
+        record_send(remote=remote, operation="C-MOVE", destination=title, instances=[], sent=0)
     yield len(instances)
     yield from _send(event, remote, "C-MOVE", title, instances, lambda: accepted)
 

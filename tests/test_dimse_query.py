@@ -239,6 +239,10 @@ def test_get_sends_nothing_of_another_users_and_refuses_missing_keys(dicom_servi
     keys = ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={studies['bob'].study_instance_uid}"]
     dcmtk("getscu", dicom_service, keys, "-od", str(folder))
     assert list(folder.iterdir()) == []
+    # the request reached the server and matched nothing (an empty folder alone would also follow a
+    # refused association or a server that never answered)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DICOM_SEND)
+    assert event.username == "alice" and event.detail["matched"] == 0 and event.detail["sent"] == 0
 
     output = dcmtk("getscu", dicom_service, ["QueryRetrieveLevel=SERIES", "PatientName=*"], "-od", str(folder))
     assert list(folder.iterdir()) == [] and "StudyInstanceUID is required at SERIES level" in output
