@@ -1,18 +1,17 @@
 """A series' display images: decode its pixels once, then cut and window plane images.
 
 ``decode_volume`` fills one (slices, rows, cols) array from the instances of a volume, using
-threads (the decoders release the GIL). ``VolumeImages`` and ``StackImages`` answer the display
+threads on big images (the decoders release the GIL). ``VolumeImages`` and ``StackImages`` answer the display
 image (uint8) of any plane/index at the default or a given window.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import pixels
+from . import parallel, pixels
 from .headers import Header
 from .planes import STACK, Plane, Resampler, plan_planes
 from .render import VoiLut, Window, auto_window, resize_to_aspect, to_display, window_table
@@ -61,10 +60,10 @@ def decode_volume(
             data[k] = frames[frame]
         return instance, None
 
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for instance, problem in pool.map(work, list(slots)):
-            if problem:
-                failures[instance] = problem
+    threads = parallel.threads_for(shape[1] * shape[2], parallel.RENDER_THREADED_PIXELS, threads)
+    for instance, problem in parallel.map_on(threads, work, list(slots)):
+        if problem:
+            failures[instance] = problem
     return data, failures
 
 

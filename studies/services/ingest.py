@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from django.utils import timezone
 
 from dicomviewer.metrics import FAILURES, STAGE_SECONDS
 from studies import scratch, storage
-from studies.imaging import archive
+from studies.imaging import archive, parallel
 from studies.imaging.headers import NEED_MORE, Header, read_header, read_header_prefix
 from studies.models import Upload
 from studies.services import locks, rendering, series_build
@@ -224,11 +223,14 @@ def _store_and_build(state: IngestState, source: archive.Archive, members: dict)
 
     def fetch(headers: list[Header]) -> None:
         todo = [h for h in headers if id(h) in members and id(h) not in extracted]
-        with ThreadPoolExecutor(max_workers=settings.INGEST_THREADS) as pool:
-            for header, problem in zip(
-                todo, pool.map(lambda h: _extract(source, members[id(h)][1], h), todo), strict=True
-            ):
-                extracted[id(header)] = problem
+        if not todo:
+            return
+        mean_bytes = sum(h.file_size for h in todo) / len(todo)
+        threads = parallel.threads_for(mean_bytes, parallel.EXTRACT_THREADED_BYTES, settings.INGEST_THREADS)
+        for header, problem in zip(
+            todo, parallel.map_on(threads, lambda h: _extract(source, members[id(h)][1], h), todo), strict=True
+        ):
+            extracted[id(header)] = problem
 
     # Largest series first: the one a viewer most likely opens gets its images first.
     ordered = sorted(groups.values(), key=len, reverse=True)
