@@ -1,6 +1,8 @@
 """A stack is decoded once: its images come from the ingest's own decode (no render chunks reading
 every file again), they are the images a render from the stored files gives, and its first image
-is stored before the rest of the series is decoded."""
+is stored before the rest of the series is decoded. A stack of small uncompressed images is
+rendered by render chunks instead (on the other workers), which read no header: the manifest
+keeps what they need."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from pydicom.uid import generate_uid
 
 from studies import storage
 from studies.imaging.render import encode_png
+from studies.imaging.series import StackImages
+from studies.imaging.volume import FrameRef
 from studies.models import Series, Upload
 from studies.services import image_source, rendering, series_build
 from tests.conftest import ingest_zip, make_zip, stored_bytes
@@ -18,14 +22,18 @@ from tests.dicomgen import write_image
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
 
-def stack_zip(tmp_path, count: int = 7):
-    """``count`` 40x48 MR images without geometry (a stack), no window in the files, one of them
-    with a VOI window of its own."""
+BIG = (300, 260)  # above studies.imaging.parallel.RENDER_THREADED_PIXELS: rendered by the ingest
+SMALL = (40, 48)
+
+
+def stack_zip(tmp_path, count: int = 7, size: tuple[int, int] = BIG):
+    """``count`` MR images of ``size`` without geometry (a stack), no window in the files, one of
+    them with a VOI window of its own."""
     rng = np.random.default_rng(5)
     study, series = generate_uid(), generate_uid()
     files = {}
     for k in range(count):
-        pixels = (rng.normal(400 + 50 * k, 60, (40, 48))).clip(0, 4095).astype(np.uint16)
+        pixels = (rng.normal(400 + 50 * k, 60, size)).clip(0, 4095).astype(np.uint16)
         extra = {"window": (500, 300)} if k == 3 else {}
         path = write_image(
             tmp_path / f"{k}.dcm",
@@ -40,7 +48,7 @@ def stack_zip(tmp_path, count: int = 7):
     return make_zip(tmp_path / "stack.zip", files)
 
 
-def test_stack_images_come_from_the_ingest_decode_without_render_chunks(user, tmp_path, monkeypatch):
+def test_big_stack_images_come_from_the_ingest_decode_without_render_chunks(user, tmp_path, monkeypatch):
     chunks = []
     real = rendering.render_chunk
     monkeypatch.setattr(rendering, "render_chunk", lambda *args: chunks.append(args) or real(*args))
@@ -57,6 +65,30 @@ def test_stack_images_come_from_the_ingest_decode_without_render_chunks(user, tm
         assert stored == encode_png(source.display("stack", index)), index
     assert storage.exists(storage.thumbnail_name(series.pk, series.render_version))
     assert storage.exists(storage.complete_name(series.pk, series.render_version))
+
+
+def test_small_stack_images_are_rendered_by_chunks_that_read_no_header(user, tmp_path, monkeypatch):
+    chunks, headers_read = [], []
+    real_chunk, real_read = rendering.render_chunk, image_source.read_header
+    monkeypatch.setattr(rendering, "render_chunk", lambda *args: chunks.append(args) or real_chunk(*args))
+    monkeypatch.setattr(image_source, "read_header", lambda *args: headers_read.append(args) or real_read(*args))
+    monkeypatch.setattr(series_build, "_render_stack", lambda plan: pytest.fail("rendered in the ingest"))
+    upload = ingest_zip(user, stack_zip(tmp_path, size=SMALL))
+    assert upload.status == Upload.Status.DONE, upload.error
+    series = Series.objects.get(study__owner=user)
+    assert series.render_status == Series.Render.DONE and series.images_done == series.images_total == 7
+    assert chunks == [(series.pk, series.render_version, "stack", 0, 7)]  # small images: one chunk
+    assert headers_read == []
+    # the same bytes as images rendered from headers read afresh from the stored files (each file's
+    # own window: one of them has a VOI window, the others none)
+    stored_headers = series_build.stored_headers(series)
+    by_uid = {header.sop_instance_uid: header for header in stored_headers}
+    layout_uids = dict(series.instances.values_list("pk", "sop_instance_uid"))
+    ordered = [by_uid[layout_uids[pk]] for pk, _frame in series.layout["frames"]]
+    fresh = StackImages(ordered, [FrameRef(k, 0) for k in range(7)])
+    for index in range(7):
+        stored = stored_bytes(storage.image_name(series.pk, series.render_version, "stack", index))
+        assert stored == encode_png(fresh.display(index)), index
 
 
 def test_stack_first_image_is_stored_before_the_series_is_decoded(user, tmp_path, monkeypatch):

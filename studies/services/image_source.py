@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from studies import scratch, storage
+from studies.imaging import header_json
 from studies.imaging.headers import Header, read_header
 from studies.imaging.planes import Plane
 from studies.imaging.render import Window, encode_png
@@ -53,10 +54,20 @@ class Source:
 
 
 def manifest(
-    *, kind: str, planes: dict, window: Window | None, invert: bool, volume: dict | None, frames, values=None
+    *,
+    kind: str,
+    planes: dict,
+    window: Window | None,
+    invert: bool,
+    volume: dict | None,
+    frames,
+    values=None,
+    headers: dict | None = None,
 ) -> dict:
-    """The content of source.json (``frames``: [[original name, frame], ...] for a stack; ``values``:
-    the unit of the stored values and the SUV factor, ``suv.series_values``)."""
+    """The content of source.json (``frames``: [[original name, frame], ...] for a stack;
+    ``headers``: {original name: ``header_json.to_json``} of a stack's files, so that rendering
+    reads no header; ``values``: the unit of the stored values and the SUV factor,
+    ``suv.series_values``)."""
     return {
         "values": values,
         "kind": kind,
@@ -65,6 +76,7 @@ def manifest(
         "invert": invert,
         "volume": volume,
         "frames": frames if kind == "stack" else None,
+        "headers": headers if kind == "stack" else None,
     }
 
 
@@ -121,7 +133,7 @@ def _build(series_id: int, version: int, headers, frames, fetch: bool) -> Source
     if headers is None:
         names = list(dict.fromkeys(name for name, _ in info["frames"]))
         index_of = {name: number for number, name in enumerate(names)}
-        headers = LazyHeaders(names)
+        headers = LazyHeaders(names, info.get("headers") or {})  # no "headers": written before they were kept
         frames = [FrameRef(index_of[name], frame) for name, frame in info["frames"]]
     return Source(series_id, version, info["planes"], StackImages(headers, frames), info.get("values"))
 
@@ -130,8 +142,9 @@ class LazyHeaders:
     """Headers of stored originals, each read (and fetched to this host) the first time it is
     needed: a stack of thousands of images must not read thousands of headers to render one."""
 
-    def __init__(self, names: list[str]):
+    def __init__(self, names: list[str], known: dict[str, dict] | None = None):
         self.names = names
+        self.known = known or {}  # name -> header_json: no need to read the file's header
         self._read: dict[int, Header] = {}
 
     def __len__(self) -> int:
@@ -144,9 +157,13 @@ class LazyHeaders:
                 path = storage.local_copy(self.names[index])
             except FileNotFoundError:
                 raise NotReady() from None
-            header = read_header(path)
-            if not isinstance(header, Header):
-                raise NotReady()
+            name = self.names[index]
+            if name in self.known:
+                header = header_json.from_json(self.known[name], path, name)
+            else:
+                header = read_header(path)
+                if not isinstance(header, Header):
+                    raise NotReady()
             self._read[index] = header
         return header
 

@@ -27,7 +27,8 @@ from studies.services.queue import Task, enqueue
 
 log = logging.getLogger(__name__)
 
-CHUNK_IMAGES = 32
+CHUNK_IMAGES = 32  # images per chunk at 512 x 512 and above
+CHUNK_PIXELS = CHUNK_IMAGES * 512 * 512  # smaller images: more per chunk (a chunk costs a task and a few writes)
 UPLOAD_THREADS = 4  # concurrent writes to a remote storage while the next images are encoded
 
 
@@ -40,9 +41,10 @@ def plan_chunks(planes: dict) -> list[tuple[str, int, int]]:
     for name, info in planes.items():
         count = info["count"]
         middle = count // 2
-        starts = list(range(0, count, CHUNK_IMAGES))
-        starts.sort(key=lambda start: abs(start + CHUNK_IMAGES // 2 - middle))
-        per_plane[name] = [(name, start, min(start + CHUNK_IMAGES, count)) for start in starts]
+        size = max(CHUNK_IMAGES, CHUNK_PIXELS // max(1, info.get("width", 0) * info.get("height", 0)))
+        starts = list(range(0, count, size))
+        starts.sort(key=lambda start: abs(start + size // 2 - middle))
+        per_plane[name] = [(name, start, min(start + size, count)) for start in starts]
     order = [name for name in ("axial", STACK, "coronal", "sagittal") if name in per_plane]
     order += [name for name in per_plane if name not in order]
     chunks = []

@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F
 
 from studies import scratch, storage
-from studies.imaging import parallel, pixels
+from studies.imaging import header_json, parallel, pixels
 from studies.imaging.headers import Header, read_header
 from studies.imaging.limits import RenderLimits
 from studies.imaging.planes import STACK
@@ -368,8 +368,11 @@ def decode_and_queue(plan: SeriesPlan, skips: list[dict], upload: Upload | None 
     series_id, version = plan.series.pk, plan.version
     volume_file = _volume_file(series_id, version)
     tmp = volume_file.with_suffix(".tmp.npy")
+    chunked = False
     if layout.volume is not None:
         data, failures = _decode(headers, layout, tmp)
+    elif chunked := _renders_in_chunks(plan):
+        failures, problem = _check_stack(plan), None
     else:
         failures, problem = _render_stack(plan)
         if problem:
@@ -404,7 +407,7 @@ def decode_and_queue(plan: SeriesPlan, skips: list[dict], upload: Upload | None 
         plane = "axial" if layout.volume else "stack"
         index = series.planes[plane]["count"] // 2 if layout.volume else 0
         _write_image(plan, plane, index, source.display(plane, index))
-    if layout.volume is not None:
+    if layout.volume is not None or chunked:
         transaction.on_commit(lambda: rendering.queue_series(series_id, version))
     else:  # its images were stored from the decode above
         transaction.on_commit(lambda: rendering.mark_rendered(series_id, version))
@@ -436,9 +439,11 @@ def _volume_file(series_id: int, version: int) -> Path:
 
 def _save_manifest(plan: SeriesPlan, series: Series, layout: Layout, headers: list[Header]) -> None:
     """source.json: what the workers and the web need to render any image of this version."""
-    frames = None
+    frames = known = None
     if layout.volume is None:
         frames = [[headers[ref.instance].stored_name, ref.frame] for ref in layout.stack]
+        used = {ref.instance for ref in layout.stack}
+        known = {headers[i].stored_name: header_json.to_json(headers[i]) for i in sorted(used)}
     storage.save_json(
         storage.manifest_name(series.pk, plan.version),
         image_source.manifest(
@@ -449,6 +454,7 @@ def _save_manifest(plan: SeriesPlan, series: Series, layout: Layout, headers: li
             volume=(series.layout or {}).get("volume"),
             frames=frames,
             values=(series.layout or {}).get("values"),
+            headers=known,
         ),
     )
 
@@ -458,6 +464,31 @@ def _decode(headers: list[Header], layout: Layout, volume_file: Path):
     dtype = volume_dtype([headers[ref.instance] for ref in layout.volume.frames])
     out = np.lib.format.open_memmap(volume_file, mode="w+", dtype=dtype, shape=layout.volume.shape)
     return decode_volume(headers, layout.volume, threads=settings.INGEST_THREADS, out=out)
+
+
+def _renders_in_chunks(plan: SeriesPlan) -> bool:
+    """A stack of small uncompressed images is rendered by render chunks, on the other workers
+    while this ingest goes on: decoding such a file again costs less than a tenth of rendering
+    and storing its PNG, and the chunks read no header (the manifest keeps what they need).
+    Big or compressed images are rendered here, from the decode that checks them."""
+    headers = plan.headers
+    refs = plan.layout.stack
+    return bool(refs) and all(
+        headers[ref.instance].pixel_offset is not None
+        and headers[ref.instance].rows * headers[ref.instance].columns < parallel.RENDER_THREADED_PIXELS
+        for ref in refs
+    )
+
+
+def _check_stack(plan: SeriesPlan) -> dict[int, str]:
+    """{header index: why it does not decode} for the files of a stack."""
+    failures = {}
+    for instance in dict.fromkeys(ref.instance for ref in plan.layout.stack):
+        try:
+            pixels.decode(plan.headers[instance])
+        except Exception as exc:  # DecodeError, or a decoder's own error on damaged data
+            failures[instance] = str(exc) or "pixel data could not be decoded"
+    return failures
 
 
 def _render_stack(plan: SeriesPlan) -> tuple[dict[int, str], str | None]:
