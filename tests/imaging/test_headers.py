@@ -337,3 +337,12 @@ def test_the_walker_defers_what_pydicom_defers(tmp_path):
                 ds = walk(data[:4096], len(data), path, fp)  # the pixels start in the first 4 KiB
             assert_same_dataset(ds, pydicom.dcmread(path, defer_size=DEFER_SIZE, force=True))
             assert ds[0x00091002].value == b"\x02" * (DEFER_SIZE + 2)  # read from the file
+
+
+def test_the_walker_makes_its_datasets_the_quick_way():
+    """It copies the attributes of datasets pydicom's constructors made, having checked once that the
+    copies match what the constructors make; a pydicom that no longer matches gets the constructors
+    (slower, as correct): this says so."""
+    from studies.imaging import walk as walker
+
+    assert walker._COPY_STATE and walker._copies_match()
