@@ -3,10 +3,11 @@
 Properties: ``_fast_value`` never raises, and whatever it answers, the values the header code
 reads (``_str``, ``_int``, ``_float``, ``_floats``, ``_strs``) are the ones pydicom's own conversion
 gives for the same bytes; ``read_header_prefix`` never raises and answers the same Header or
-Skipped with the converter on and off.
+Skipped with the element walker (studies/imaging/walk.py) on and off and the converter on and off.
 
 Input: first byte even -> one raw element (byte 1: VR, byte 2: keyword, byte 3 bit 0: big endian,
-then the value bytes); odd -> the rest is a whole file given to ``read_header_prefix``.
+then the value bytes); odd -> the rest is a whole file given to ``read_header_prefix``, whole and
+its first half.
 """
 
 from __future__ import annotations
@@ -64,16 +65,17 @@ def check_raw(data: bytes) -> None:
 
 
 def check_file(data: bytes) -> None:
-    answers = []  # a frame count the data cannot hold is a Skipped before any per-frame list
-    try:
-        for fast in (True, False):
-            headers.FAST_VALUES = fast
-            answers.append(headers.read_header_prefix(data, "fuzz.dcm", len(data), PATH))
-    finally:
-        headers.FAST_VALUES = True
-    for answer in answers:
-        assert isinstance(answer, (headers.Header, headers.Skipped)), answer
-    assert answers[0] == answers[1], answers
+    for head in (data, data[: len(data) // 2]):  # the whole file, and its first half (NEED_MORE or not)
+        answers = []  # a frame count the data cannot hold is a Skipped before any per-frame list
+        try:
+            for walk, fast in ((True, True), (False, True), (False, False)):
+                headers.FAST_WALK, headers.FAST_VALUES = walk, fast
+                answers.append(headers.read_header_prefix(head, "fuzz.dcm", len(data), PATH))
+        finally:
+            headers.FAST_WALK = headers.FAST_VALUES = True
+        for answer in answers:
+            assert isinstance(answer, (headers.Header, headers.Skipped)) or (head != data and answer is None), answer
+        assert answers[0] == answers[1] == answers[2], answers
 
 
 def check(data: bytes) -> None:
@@ -96,5 +98,6 @@ def seeds() -> Iterator[bytes]:
 if __name__ == "__main__":
     from fuzz.common import main
 
-    main(check, ["studies.imaging.headers", "pydicom.filereader", "pydicom.values", "pydicom.dataelem"])
+    modules = ["studies.imaging.headers", "studies.imaging.walk", "pydicom.filereader", "pydicom.values"]
+    main(check, [*modules, "pydicom.dataelem"])
     sys.exit(0)
