@@ -46,7 +46,7 @@ def decode(header: Header) -> np.ndarray:
 
 
 def _decode(header: Header) -> np.ndarray:
-    if _is_plain_native(header):
+    if is_plain_native(header):
         raw = _read_native(header)
         return _rescale_int16(raw, header) if _fits_int16(header) else modality_values(None, raw, header)
     try:
@@ -63,7 +63,7 @@ def _decode(header: Header) -> np.ndarray:
     return modality_values(ds, arr, header)
 
 
-def _is_plain_native(header: Header) -> bool:
+def is_plain_native(header: Header) -> bool:
     """Uncompressed little-endian greyscale that can be read straight from the file."""
     return (
         header.pixel_offset is not None

@@ -467,14 +467,14 @@ def _decode(headers: list[Header], layout: Layout, volume_file: Path):
 
 
 def _renders_in_chunks(plan: SeriesPlan) -> bool:
-    """A stack of small uncompressed images is rendered by render chunks, on the other workers
-    while this ingest goes on: decoding such a file again costs less than a tenth of rendering
-    and storing its PNG, and the chunks read no header (the manifest keeps what they need).
-    Big or compressed images are rendered here, from the decode that checks them."""
+    """A stack of small uncompressed greyscale images is rendered by render chunks, on the other
+    workers while this ingest goes on: reading such a file's pixels again costs a tenth of
+    rendering and storing its PNG, and the chunks read no header (the manifest keeps what they
+    need). Big, compressed or colour images are rendered here, from the decode that checks them."""
     headers = plan.headers
     refs = plan.layout.stack
     return bool(refs) and all(
-        headers[ref.instance].pixel_offset is not None
+        pixels.is_plain_native(headers[ref.instance])
         and headers[ref.instance].rows * headers[ref.instance].columns < parallel.RENDER_THREADED_PIXELS
         for ref in refs
     )
