@@ -6,9 +6,10 @@ mild noise, so that deflate does what it does on real images; cached in bench/ou
 per file, on 1 thread and on 2 (``parallel.map_on``):
 
 - extract: ``Archive.extract`` of every member to its own file, as the ingest does;
-- decode+PNG+store: ``pixels.decode`` of each file's header, the window to uint8 (``auto_window``:
-  the files carry none), ``encode_png``, and the PNG written as storage does (a temporary file,
-  then ``os.replace``).
+- decode+PNG+store: ``pixels.decode`` of each file's header, the file's window to uint8 (the files
+  carry one, as scanners write it; without, the app windows each image from its values, which at
+  512 x 512 costs more than the rest), ``encode_png``, and the PNG written as storage does (a
+  temporary file, then ``os.replace``).
 
 The rounds run interleaved (1 thread, 2 threads, then 2, 1, ...), each after ``os.sync()`` into a
 fresh folder; the table shows the median of the rounds. No Django: the archive's limits are built here.
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from studies.imaging import archive, parallel, pixels  # noqa: E402
 from studies.imaging.headers import Header, read_header  # noqa: E402
-from studies.imaging.render import auto_window, encode_png, to_display  # noqa: E402
+from studies.imaging.render import Window, auto_window, encode_png, to_display  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 SIDES = (64, 128, 256, 512)
@@ -77,6 +78,7 @@ def make_zip(side: int, files: int = FILES) -> Path:
             ds.Rows = ds.Columns = side
             ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
             ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+            ds.WindowCenter, ds.WindowWidth = 900, 1800
             ds.PixelData = image(side, k, rng).tobytes()
             buffer = io.BytesIO()
             ds.save_as(buffer, enforce_file_format=True)
@@ -96,7 +98,9 @@ def render_all(headers: list[Header], folder: Path, threads: int) -> int:
 
     def work(header: Header) -> None:
         values = pixels.decode(header)[0]
-        png = encode_png(to_display(values, auto_window(values)))
+        center, width = header.window
+        window = Window(center, width) if center is not None and width else auto_window(values)
+        png = encode_png(to_display(values, window))
         fd, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         with os.fdopen(fd, "wb") as out:
             out.write(png)
