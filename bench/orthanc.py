@@ -9,6 +9,8 @@ refuses every unknown AE, so nothing can reach it from outside either.
 Measured, as a user of Orthanc would see it:
 
 - ``ingest``: POST a ZIP to ``/instances`` (Orthanc stores it before it answers): instances/s.
+  With ``fresh``, after ``Orthanc.clear()``: every instance must be stored anew ("Success", not
+  "AlreadyStored"). bench/run.py runs it in turns with the app's ingest of the same ZIP.
 - ``ct``: POST the CT's ZIP, then the middle slice's ``/instances/<id>/preview`` (store + first
   image), then every instance's preview with 2 concurrent clients (its axial stack: Orthanc has
   no MPR); times from the start of the POST.
@@ -135,17 +137,27 @@ class Orthanc:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def store_zip(self, zip_path: Path, session: requests.Session | None = None) -> list[dict]:
-        """POST a ZIP to /instances; Orthanc answers once every instance in it is stored."""
+    def store_zip(self, zip_path: Path, session: requests.Session | None = None, fresh: bool = False) -> list[dict]:
+        """POST a ZIP to /instances; Orthanc answers once every instance in it is stored. With
+        ``fresh`` an instance Orthanc already had ("AlreadyStored": not stored again) is an error."""
         with open(zip_path, "rb") as fp:
             reply = (session or requests).post(f"{self.url}/instances", data=fp, timeout=600)
         reply.raise_for_status()
         answer = reply.json()
         answer = answer if isinstance(answer, list) else [answer]
-        failed = [item for item in answer if item.get("Status") not in ("Success", "AlreadyStored")]
+        accepted = ("Success",) if fresh else ("Success", "AlreadyStored")
+        failed = [item for item in answer if item.get("Status") not in accepted]
         if failed:
-            raise RuntimeError(f"Orthanc refused {len(failed)} of {len(answer)} instances: {failed[0]}")
+            raise RuntimeError(f"Orthanc did not store {len(failed)} of {len(answer)} instances anew: {failed[0]}")
         return answer
+
+    def clear(self) -> None:
+        """Delete every patient (with their files), and check that no instance is left."""
+        for patient in requests.get(f"{self.url}/patients", timeout=30).json():
+            requests.delete(f"{self.url}/patients/{patient}", timeout=600).raise_for_status()
+        left = requests.get(f"{self.url}/statistics", timeout=30).json()["CountInstances"]
+        if left:
+            raise RuntimeError(f"Orthanc still holds {left} instances after deleting every patient")
 
 
 def instance_id(ds: pydicom.Dataset) -> str:
@@ -180,9 +192,9 @@ def middle_slice(zip_path: Path) -> pydicom.Dataset:
     return series[len(series) // 2]
 
 
-def ingest(server: Orthanc, zip_path: Path) -> dict:
+def ingest(server: Orthanc, zip_path: Path, fresh: bool = False) -> dict:
     started = time.perf_counter()
-    answer = server.store_zip(zip_path)
+    answer = server.store_zip(zip_path, fresh=fresh)
     seconds = time.perf_counter() - started
     return {"instances": len(answer), "stored_s": round(seconds, 3), "instances_per_s": round(len(answer) / seconds, 1)}
 
@@ -227,15 +239,15 @@ def preview_paths(instance_ids: list[str]) -> list[str]:
 
 
 def run(folder: Path, inputs: dict[str, Path], load) -> dict:
-    """Every Orthanc measurement on ``inputs`` ("small", "ct500" and, when present, "lidc"), with
-    ``load(base_url, paths, seconds=...)`` (bench/run.py's) for the 16 clients; a dict with
-    "skipped" (and a printed "Orthanc skipped: <why>") where Orthanc cannot run."""
+    """The CT measurements on ``inputs`` ("ct500" and, when present, "lidc"; the small-image ingest
+    runs in turns with the app's, in bench/run.py), with ``load(base_url, paths, seconds=...)``
+    (bench/run.py's) for the 16 clients; a dict with "skipped" (and a printed "Orthanc skipped:
+    <why>") where Orthanc cannot run."""
     reason = skip_reason()
     if reason is None:
         try:
             with Orthanc(folder) as server:
                 results = {"version": requests.get(f"{server.url}/system", timeout=10).json()["Version"]}
-                results["small"] = ingest(server, inputs["small"])
                 for name in ("ct500", "lidc"):
                     if name in inputs:
                         results[name] = ct(server, inputs[name])

@@ -19,17 +19,20 @@ It starts `manage.py serve all` on a free port with scratch media, then measures
   slices of the 500-slice CT, over HTTP, warm (targets: probe p95 < 30 ms, ROI p95 < 80 ms);
   `bench/run.py values` runs only this (with its ingest); beside them the floor, the image path's
   redirect (an API answer that checks access and does nothing else)
-- small: 3000 instances of 64x64 in 30 series in one ZIP, instances per second
+- small: 3000 instances of 64x64 in 30 series in one ZIP, instances per second, in turns with
+  Orthanc's ingest of the same ZIP: ``--pairs N`` pairs (or BENCH_SMALL_PAIRS; 3 by default), each
+  run on a fresh store after os.sync() and a pause, the ratio from the medians
 - lidc: the shared 275-slice LIDC CT as it is
 - orthanc / versus: Debian's Orthanc (bench/orthanc.py) on the small, 500-slice and LIDC ZIPs and
   its previews at 16 clients, then the side-by-side table with ratios and targets (bench/versus.py);
-  `bench/run.py orthanc` runs only this part with the app's figures it needs
+  `bench/run.py orthanc [--pairs N]` runs only this part with the app's figures it needs
 - slabs: bench/slabs.py, MIP/MinIP/average slabs of 10 and 30 mm against a plain on-demand image
   of the same plane of the shared 275-slice CT (target: within 3x)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -39,6 +42,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,6 +59,8 @@ from bench import orthanc as bench_orthanc  # noqa: E402
 from bench.moto_s3 import MotoS3, free_port  # noqa: E402
 
 PASSWORD = "bench-password-123"
+PAIRS = 3  # the small-image ingest, ours then Orthanc's, this many times (--pairs, BENCH_SMALL_PAIRS)
+SETTLE_S = 3.0  # the pause before each of those runs, after os.sync()
 
 
 def percentiles(values: list[float]) -> dict:
@@ -558,13 +564,15 @@ def values_only() -> None:
     print(json.dumps(results, indent=2))
 
 
+def small_zip() -> Path:
+    """3000 64x64 images in 30 series (also bench/ingest.py's `small`)."""
+    return data.small_images_zip(OUT / "small3000x30.zip", 3000, series=30)
+
+
 def side_inputs() -> dict[str, Path]:
     """The ZIPs measured beside Orthanc: 3000 small images in 30 series, the 500-slice CT and the
     shared 275-slice LIDC CT."""
-    inputs = {
-        "small": data.small_images_zip(OUT / "small3000x30.zip", 3000, series=30),
-        "ct500": data.ct_zip(OUT / "ct500.zip", 500),
-    }
+    inputs = {"small": small_zip(), "ct500": data.ct_zip(OUT / "ct500.zip", 500)}
     if data.CT_SOURCE.is_file():
         inputs["lidc"] = data.CT_SOURCE
     return inputs
@@ -583,36 +591,96 @@ def run_facts(env: dict, scratch: Path, ct500: Path) -> dict:
     return results
 
 
-def beside_orthanc(results: dict, ours: dict, scratch: Path, inputs: dict[str, Path]) -> None:
-    """Orthanc on the same ZIPs, then the side-by-side table (printed at the end of the run)."""
+def settle(pause_s: float) -> None:
+    """Before a timed ingest: the disk writes what earlier runs left, then a pause (the disk's speed
+    for creating files varies a lot from one minute to the next: one run each would mostly compare that)."""
+    os.sync()
+    time.sleep(pause_s)
+
+
+def small_pairs(app: App, zip_path: Path, folder: Path, pairs: int, pause_s: float = SETTLE_S) -> tuple[list, object]:
+    """The small-image ingest ``pairs`` times in turns: the app's (a new user each time, so that
+    nothing of the ZIP is stored yet), then Orthanc's (emptied first, and every instance must be
+    stored anew). Returns (the app's runs, Orthanc's runs or {"skipped": why})."""
+    with zipfile.ZipFile(zip_path) as zf:
+        expected = sum(not name.endswith("/") for name in zf.namelist())
+    ours, theirs = [], []
+    missing = bench_orthanc.skip_reason()  # bench_orthanc.run says so too
+    server, reason = None, missing
+    if reason is None:
+        try:
+            server = bench_orthanc.Orthanc(folder)
+        except (RuntimeError, OSError) as error:
+            reason = str(error)
+    try:
+        for pair in range(1, pairs + 1):
+            session = session_for(app, f"bench-small-{pair}")
+            settle(pause_s)
+            run = ingest_run(app, session, zip_path, probe_on_demand=False)
+            if run["status"] != "done" or run["instances"] != expected:
+                raise SystemExit(f"the small ingest stored {run['instances']} of {expected} instances: {run['error']}")
+            ours.append(run)
+            if server is not None:
+                try:
+                    server.clear()
+                    settle(pause_s)
+                    theirs.append(bench_orthanc.ingest(server, zip_path, fresh=True))
+                    if theirs[-1]["instances"] != expected:
+                        raise RuntimeError(f"Orthanc stored {theirs[-1]['instances']} of {expected} instances")
+                except (RuntimeError, OSError, requests.RequestException) as error:
+                    reason = str(error)
+                    server.stop()
+                    server = None
+            print(f"small ingest, pair {pair} of {pairs} done", file=sys.stderr, flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(folder / "storage", ignore_errors=True)
+    if reason is not None:
+        if reason != missing:
+            print(f"Orthanc skipped for the small images: {reason}", flush=True)
+        return ours, {"skipped": reason}
+    return ours, theirs
+
+
+def beside_orthanc(results: dict, ours: dict, scratch: Path, inputs: dict[str, Path], small_theirs) -> None:
+    """Orthanc on the same CT ZIPs (the small one ran in turns with the app's: ``small_theirs``),
+    then the side-by-side table (printed at the end of the run)."""
     results["orthanc"] = bench_orthanc.run(scratch / "orthanc", inputs, load)
+    if "skipped" not in results["orthanc"] and isinstance(small_theirs, list):
+        results["orthanc"]["small"] = small_theirs
     results["versus"] = versus.compare(ours, results["orthanc"], results["floor"])
     results["load_average_end"] = os.getloadavg()[0]
 
 
-def orthanc_only() -> None:
-    """`bench/run.py orthanc`: only the side-by-side part (the floor, the app's ingests of the three
-    ZIPs and its image URLs at 16 clients, then Orthanc on the same)."""
+def orthanc_only(pairs: int = PAIRS) -> None:
+    """`bench/run.py orthanc`: only the side-by-side part (the floor, the small ZIP's ingest by the
+    app and Orthanc in turns, the app's ingests of the CT ZIPs and its image URLs at 16 clients,
+    then Orthanc on the same)."""
     OUT.mkdir(parents=True, exist_ok=True)
     inputs = side_inputs()
     scratch, env = setup()
     results = run_facts(env, scratch, inputs["ct500"])
     app = App(env, scratch)
     try:
+        ours = {}
+        ours["small"], small_theirs = small_pairs(app, inputs["small"], scratch / "orthanc-small", pairs)
         session = session_for(app, "bench")
-        ours = {name: ingest_run(app, session, path, probe_on_demand=False) for name, path in inputs.items()}
+        for name in ("ct500", "lidc"):
+            if name in inputs:
+                ours[name] = ingest_run(app, session, inputs[name], probe_on_demand=False)
         paths = image_paths(session, app.url, ours["ct500"]["series_id"])
         ours["serving"] = max((load(app.url, paths, seconds=8) for _ in range(2)), key=lambda r: r["requests_per_s"])
     finally:
         app.stop()
     results["ours"] = ours
-    beside_orthanc(results, ours, scratch, inputs)
+    beside_orthanc(results, ours, scratch, inputs, small_theirs)
     (OUT / "orthanc.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     print(versus.table(results["versus"]))
 
 
-def main() -> None:
+def main(pairs: int = PAIRS) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     inputs = side_inputs()
     ct500, small = inputs["ct500"], inputs["small"]
@@ -633,7 +701,7 @@ def main() -> None:
         results["ct1000"]["time_ratio_to_500"] = round(
             results["ct1000"]["all_images_s"] / results["ct500"]["all_images_s"], 2
         )
-        results["small"] = ingest_run(app, session, small, probe_on_demand=False)
+        results["small"], small_theirs = small_pairs(app, small, scratch / "orthanc-small", pairs)
         if "lidc" in inputs:
             results["lidc"] = ingest_run(app, session, inputs["lidc"], probe_on_demand=False)
         results["study_list"] = study_list_run(app)
@@ -641,12 +709,29 @@ def main() -> None:
     finally:
         app.stop()
     ours = {name: results[name] for name in inputs} | {"serving": results["serving"]["direct"]["app"]}
-    beside_orthanc(results, ours, scratch, inputs)
+    beside_orthanc(results, ours, scratch, inputs, small_theirs)
     results["s3"] = s3_run(env, scratch, ct500, results["floor"]["total_s"])
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     print(versus.table(results["versus"]))
 
 
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="The speed benchmark (see this file's docstring).")
+    parser.add_argument("part", nargs="?", choices=("values", "orthanc"), help="only this part")
+    default = int(os.environ.get("BENCH_SMALL_PAIRS") or PAIRS)
+    parser.add_argument(
+        "--pairs", type=int, default=default, help=f"small-image ingests, ours then Orthanc's (default {default})"
+    )
+    options = parser.parse_args(argv)
+    if options.pairs < 1:
+        parser.error("--pairs must be 1 or more")
+    return options
+
+
 if __name__ == "__main__":
-    {"values": values_only, "orthanc": orthanc_only}.get(" ".join(sys.argv[1:]), main)()
+    options = arguments(sys.argv[1:])
+    if options.part == "values":
+        values_only()
+    else:
+        (orthanc_only if options.part == "orthanc" else main)(options.pairs)

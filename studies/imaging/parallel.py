@@ -3,15 +3,19 @@
 Extracting, decoding and rendering a file release the GIL inside zlib, the decoders and numpy,
 so two threads overlap well on a CT slice. On a small image the work between those calls is
 Python, and two threads fighting for the GIL are slower than one. Measured on this project's
-2-core machine, per file, one thread vs two (`python /tmp`-free figures from ``bench/threads.py``):
+2-core machine, per file, one thread vs two (`.venv/bin/python bench/threads.py`: 200 files per
+size, median of 5 interleaved rounds; 2026-11-30 with a load average of 2.7 from other work on
+the machine, so the second core was often busy):
 
-    64 x 64 (8 KB)      extract 0.17 vs 0.26 ms   decode+PNG+store 0.38 vs 0.67 ms
-    128 x 128 (32 KB)   extract 0.64 vs 0.41 ms   decode+PNG+store 1.52 vs 1.83 ms
-    256 x 256 (128 KB)  extract 1.57 vs 0.47 ms   decode+PNG+store 2.29 vs 2.22 ms
-    512 x 512 (512 KB)  extract 2.26 vs 1.14 ms   decode+PNG+store 2.90 vs 2.42 ms
+    64 x 64 (9 KB)      extract 0.20 vs 0.26 ms   decode+PNG+store 0.47 vs 0.51 ms
+    128 x 128 (33 KB)   extract 0.51 vs 0.60 ms   decode+PNG+store 0.78 vs 0.93 ms
+    256 x 256 (129 KB)  extract 0.96 vs 0.96 ms   decode+PNG+store 1.03 vs 1.36 ms
+    512 x 512 (513 KB)  extract 2.06 vs 1.68 ms   decode+PNG+store 2.47 vs 2.73 ms
 
-so extraction goes on threads from ``EXTRACT_THREADED_BYTES`` per file, decoding and rendering
-from ``RENDER_THREADED_PIXELS`` per frame.
+Extraction goes on threads from ``EXTRACT_THREADED_BYTES`` per file, decoding and rendering
+from ``RENDER_THREADED_PIXELS`` per frame. These thresholds were set from a quieter machine; on
+the loaded run above two threads paid only for extracting 512 x 512 files (on two quieter runs
+without the files' window, extracting 256 x 256 took 0.77 vs 0.49 and 0.71 vs 0.48 ms).
 """
 
 from __future__ import annotations
