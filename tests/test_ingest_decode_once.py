@@ -22,7 +22,7 @@ from tests.dicomgen import write_image
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("eager_celery")]
 
 
-BIG = (300, 260)  # above studies.imaging.parallel.RENDER_THREADED_PIXELS: rendered by the ingest
+BIG = (400, 360)  # above studies.imaging.parallel.RENDER_THREADED_PIXELS: rendered by the ingest
 SMALL = (40, 48)
 
 

@@ -4,18 +4,21 @@ Extracting, decoding and rendering a file release the GIL inside zlib, the decod
 so two threads overlap well on a CT slice. On a small image the work between those calls is
 Python, and two threads fighting for the GIL are slower than one. Measured on this project's
 2-core machine, per file, one thread vs two (`.venv/bin/python bench/threads.py`: 200 files per
-size, median of 5 interleaved rounds; 2026-11-30 with a load average of 2.7 from other work on
-the machine, so the second core was often busy):
+size, median of 5 interleaved rounds), two runs on the quiet machine (load average 0.7 and 1.0;
+2026-11-30, 17:35), ms:
 
-    64 x 64 (9 KB)      extract 0.20 vs 0.26 ms   decode+PNG+store 0.47 vs 0.51 ms
-    128 x 128 (33 KB)   extract 0.51 vs 0.60 ms   decode+PNG+store 0.78 vs 0.93 ms
-    256 x 256 (129 KB)  extract 0.96 vs 0.96 ms   decode+PNG+store 1.03 vs 1.36 ms
-    512 x 512 (513 KB)  extract 2.06 vs 1.68 ms   decode+PNG+store 2.47 vs 2.73 ms
+                        extract                      decode+PNG+store
+    64 x 64 (9 KB)      0.15 vs 0.24 | 0.51 vs 0.33   0.34 vs 0.65 | 0.73 vs 0.78
+    128 x 128 (33 KB)   0.24 vs 0.25 | 0.49 vs 0.37   0.40 vs 0.68 | 0.70 vs 0.85
+    256 x 256 (129 KB)  0.73 vs 0.44 | 0.98 vs 0.60   0.82 vs 0.99 | 1.13 vs 1.14
+    512 x 512 (513 KB)  1.76 vs 1.04 | 2.09 vs 1.16   2.22 vs 1.52 | 2.62 vs 1.79
 
-Extraction goes on threads from ``EXTRACT_THREADED_BYTES`` per file, decoding and rendering
-from ``RENDER_THREADED_PIXELS`` per frame. These thresholds were set from a quieter machine; on
-the loaded run above two threads paid only for extracting 512 x 512 files (on two quieter runs
-without the files' window, extracting 256 x 256 took 0.77 vs 0.49 and 0.71 vs 0.48 ms).
+(the disk's speed for new files moves from minute to minute here: the extract columns of small
+files are mostly that). Extraction goes on threads from ``EXTRACT_THREADED_BYTES`` per file (two
+threads won at 129 KB in both runs, not reliably below), decoding and rendering from
+``RENDER_THREADED_PIXELS`` per frame (two threads lost up to 256 x 256 and won at 512 x 512). On a
+machine whose other core is busy, two threads paid only for extracting 512 x 512 files (a run at
+load average 2.7: 2.06 vs 1.68 ms; decode+PNG+store at 512 x 512 2.47 vs 2.73 ms).
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-EXTRACT_THREADED_BYTES = 16 * 1024
-RENDER_THREADED_PIXELS = 256 * 256
+EXTRACT_THREADED_BYTES = 64 * 1024
+RENDER_THREADED_PIXELS = 128 * 1024  # above 256 x 256, below 512 x 512
 
 T = TypeVar("T")
 R = TypeVar("R")
