@@ -152,11 +152,12 @@ def _ingest(state: IngestState, work) -> None:
         Upload.objects.filter(pk=state.upload.pk).update(files_total=source.member_count)
         for item in source.skipped:
             state.skip(item.name, item.reason)
-        members = _scan_headers(state, source, work)
-        if not members:
-            raise IngestFailed("No DICOM images were found in the archive (see the skipped files for why).")
-        _store_and_build(state, source, members)
-    _finish_stage(state)
+        with locks.commits_flushed_later():  # redone from the start if this process dies
+            members = _scan_headers(state, source, work)
+            if not members:
+                raise IngestFailed("No DICOM images were found in the archive (see the skipped files for why).")
+            _store_and_build(state, source, members)
+    _finish_stage(state)  # an ordinary commit: what the block committed is on disk with it
 
 
 def _archive_file(upload: Upload, work) -> Path:
