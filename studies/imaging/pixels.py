@@ -94,6 +94,18 @@ def _rescale_int16(raw: np.ndarray, header: Header) -> np.ndarray:
     return out
 
 
+NATIVE_SHORT = "pixel data is shorter than Rows x Columns x frames"
+
+
+def native_problem(header: Header) -> str | None:
+    """Why a plain native file (``is_plain_native``) cannot be read, from its header alone: its
+    pixels would run past the end of the file. None when reading it will give every frame."""
+    count = header.number_of_frames * header.rows * header.columns
+    if header.pixel_offset + count * (header.bits_allocated // 8) > header.file_size:
+        return NATIVE_SHORT
+    return None
+
+
 def _read_native(header: Header) -> np.ndarray:
     """Frames straight from the file (no full parse): the same values pydicom's decoder gives."""
     signed = header.pixel_representation == 1
@@ -101,7 +113,7 @@ def _read_native(header: Header) -> np.ndarray:
     count = header.number_of_frames * header.rows * header.columns
     arr = np.fromfile(header.path, dtype=dtype, count=count, offset=header.pixel_offset)
     if arr.size != count:
-        raise DecodeError("pixel data is shorter than Rows x Columns x frames")
+        raise DecodeError(NATIVE_SHORT)
     unused = header.bits_allocated - header.bits_stored
     if unused:  # bits above BitsStored carry no value (overlays, junk): drop them, keep the sign
         if signed:

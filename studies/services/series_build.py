@@ -472,9 +472,10 @@ def _decode(headers: list[Header], layout: Layout, volume_file: Path):
 
 def _renders_in_chunks(plan: SeriesPlan) -> bool:
     """A stack of small uncompressed greyscale images is rendered by render chunks, on the other
-    workers while this ingest goes on: reading such a file's pixels again costs a tenth of
-    rendering and storing its PNG, and the chunks read no header (the manifest keeps what they
-    need). Big, compressed or colour images are rendered here, from the decode that checks them."""
+    workers while this ingest goes on (a PNG and its file are most of such an image's cost, its
+    pixels one read): the ingest checks each file from its header alone, and the chunks read no
+    header (the manifest keeps what they need). Big, compressed or colour images are rendered
+    here, from the decode that checks them."""
     headers = plan.headers
     refs = plan.layout.stack
     return bool(refs) and all(
@@ -485,14 +486,12 @@ def _renders_in_chunks(plan: SeriesPlan) -> bool:
 
 
 def _check_stack(plan: SeriesPlan) -> dict[int, str]:
-    """{header index: why it does not decode} for the files of a stack."""
-    failures = {}
-    for instance in dict.fromkeys(ref.instance for ref in plan.layout.stack):
-        try:
-            pixels.decode(plan.headers[instance])
-        except Exception as exc:  # DecodeError, or a decoder's own error on damaged data
-            failures[instance] = str(exc) or "pixel data could not be decoded"
-    return failures
+    """{header index: why it cannot be read} for the files of a stack that ``_renders_in_chunks``:
+    plain native files, whose header says whether their pixels are all there (each file was
+    extracted whole, at the size its header was read with), so none is opened again here."""
+    instances = dict.fromkeys(ref.instance for ref in plan.layout.stack)
+    problems = {instance: pixels.native_problem(plan.headers[instance]) for instance in instances}
+    return {instance: problem for instance, problem in problems.items() if problem}
 
 
 def _render_stack(plan: SeriesPlan) -> tuple[dict[int, str], str | None]:

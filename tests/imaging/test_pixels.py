@@ -335,3 +335,18 @@ def test_palette_colour_uses_the_palette_entries():
 def test_colour_written_by_dicomgen_round_trips(tmp_path):
     rgb = np.random.default_rng(4).integers(0, 256, size=(5, 6, 3), dtype=np.uint8)
     np.testing.assert_array_equal(decoded(write_image(tmp_path / "rgb.dcm", rgb))[0], rgb)
+
+
+def test_a_plain_native_file_short_of_its_pixels_is_told_from_its_header(tmp_path):
+    """native_problem (the ingest's check of a stack the render chunks draw) says what reading the
+    file would find: every frame there, or not."""
+    from studies.imaging.headers import read_header
+
+    path = write_image(tmp_path / "a.dcm", np.arange(12, dtype=np.uint16).reshape(3, 4), modality="MR")
+    header = read_header(path)
+    assert pixels.is_plain_native(header) and pixels.native_problem(header) is None
+    header.file_size -= 2  # the last pixel missing, as from a header whose PixelData length says nothing
+    path.write_bytes(path.read_bytes()[:-2])
+    assert pixels.native_problem(header) == pixels.NATIVE_SHORT
+    with pytest.raises(pixels.DecodeError, match="shorter"):
+        pixels.decode(header)
