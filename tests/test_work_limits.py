@@ -380,3 +380,16 @@ def test_a_chunk_that_kills_the_worker_is_not_rebuilt_at_every_start(rendered_vo
         RenderedChunk.objects.all().delete()
     series.refresh_from_db()
     assert series.render_status == Series.Render.FAILED and "stopped the worker 2 times" in series.render_error
+
+
+def test_render_chunks_hold_more_small_images_but_never_unbounded():
+    from studies.services.rendering import CHUNK_IMAGES, CHUNK_MAX_IMAGES, plan_chunks
+
+    def sizes(count, side):
+        return sorted(
+            {stop - start for _, start, stop in plan_chunks({"stack": {"count": count, "width": side, "height": side}})}
+        )
+
+    assert sizes(320, 512) == [CHUNK_IMAGES]  # 10 chunks of 32
+    assert sizes(4096, 64) == [CHUNK_MAX_IMAGES]  # 8 M pixels would be 2048 images of 64 x 64
+    assert sizes(5000, 1) == [5000 - 2 * CHUNK_MAX_IMAGES, CHUNK_MAX_IMAGES]

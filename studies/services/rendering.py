@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_IMAGES = 32  # images per chunk at 512 x 512 and above
 CHUNK_PIXELS = CHUNK_IMAGES * 512 * 512  # smaller images: more per chunk (a chunk costs a task and a few writes)
+CHUNK_MAX_IMAGES = 2048  # but no more (1 x 1 images would make one chunk of 8 million: one task, no progress)
 UPLOAD_THREADS = 4  # concurrent writes to a remote storage while the next images are encoded
 
 
@@ -41,7 +42,7 @@ def plan_chunks(planes: dict) -> list[tuple[str, int, int]]:
     for name, info in planes.items():
         count = info["count"]
         middle = count // 2
-        size = max(CHUNK_IMAGES, CHUNK_PIXELS // max(1, info.get("width", 0) * info.get("height", 0)))
+        size = min(CHUNK_MAX_IMAGES, max(CHUNK_IMAGES, CHUNK_PIXELS // max(1, info["width"] * info["height"])))
         starts = list(range(0, count, size))
         starts.sort(key=lambda start: abs(start + size // 2 - middle))
         per_plane[name] = [(name, start, min(start + size, count)) for start in starts]
