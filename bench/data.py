@@ -73,20 +73,31 @@ def small_images_zip(target: Path, count: int, series: int = 1) -> Path:
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for k in range(count):
             pixels = (disc + rng.normal(0, 40, (64, 64))).clip(0, 4095).astype(np.uint16)
-            ds = pydicom.Dataset()
-            ds.file_meta = FileMetaDataset()
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series_uids[k // per_series]
-            ds.PatientID, ds.PatientName, ds.Modality = "BENCH-SMALL", "Bench^Small", "MR"
-            ds.SeriesNumber, ds.InstanceNumber = k // per_series + 1, k % per_series + 1
-            ds.Rows = ds.Columns = 64
-            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-            ds.PixelData = pixels.tobytes()
-            buffer = io.BytesIO()
-            ds.save_as(buffer, enforce_file_format=True)
-            zf.writestr(f"SMALL/{k:05d}.dcm", buffer.getvalue())
+            number = k // per_series + 1
+            data = mr_file(pixels, study, series_uids[k // per_series], number, k % per_series + 1, "SMALL")
+            zf.writestr(f"SMALL/{k:05d}.dcm", data)
     tmp.replace(target)
     return target
+
+
+def mr_file(
+    pixels: np.ndarray, study: str, series: str, series_number: int, number: int, name: str, window=None
+) -> bytes:
+    """A 12-bit MONOCHROME2 MR file (Explicit VR Little Endian, no geometry) of ``pixels``."""
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.PatientID, ds.PatientName, ds.Modality = f"BENCH-{name}", f"Bench^{name.title()}", "MR"
+    ds.SeriesNumber, ds.InstanceNumber = series_number, number
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    if window:
+        ds.WindowCenter, ds.WindowWidth = window
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()

@@ -17,7 +17,6 @@ fresh folder; the table shows the median of the rounds. No Django: the archive's
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import statistics
@@ -28,12 +27,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.data import mr_file  # noqa: E402
 from studies.imaging import archive, parallel, pixels  # noqa: E402
 from studies.imaging.headers import Header, read_header  # noqa: E402
 from studies.imaging.render import Window, auto_window, encode_png, to_display  # noqa: E402
@@ -67,22 +65,8 @@ def make_zip(side: int, files: int = FILES) -> Path:
     tmp = target.with_suffix(".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for k in range(files):
-            ds = pydicom.Dataset()
-            ds.file_meta = FileMetaDataset()
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-            ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
-            ds.PatientID, ds.PatientName, ds.Modality = "BENCH-THREADS", "Bench^Threads", "MR"
-            ds.SeriesNumber, ds.InstanceNumber = 1, k + 1
-            ds.Rows = ds.Columns = side
-            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-            ds.WindowCenter, ds.WindowWidth = 900, 1800
-            ds.PixelData = image(side, k, rng).tobytes()
-            buffer = io.BytesIO()
-            ds.save_as(buffer, enforce_file_format=True)
-            zf.writestr(f"THREADS/{k:05d}.dcm", buffer.getvalue())
+            data = mr_file(image(side, k, rng), study, series, 1, k + 1, "THREADS", window=(900, 1800))
+            zf.writestr(f"THREADS/{k:05d}.dcm", data)
     tmp.replace(target)
     return target
 
