@@ -3,6 +3,7 @@ process dies), and the connection is given back as it was, whether the ingest en
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from django.db import connection
 
@@ -28,8 +29,6 @@ def postgresql_only():
 
 @pytest.mark.parametrize("fails", [False, True])
 def test_the_ingest_commits_without_waiting_and_gives_the_setting_back(user, tmp_path, monkeypatch, fails):
-    import numpy as np
-
     seen = []
     real = ingest._store_and_build
 
