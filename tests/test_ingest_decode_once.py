@@ -118,3 +118,45 @@ def test_a_stack_file_that_does_not_decode_is_dropped_and_the_rest_rendered(user
     assert upload.files_dicom == 3
     series = Series.objects.get(study__owner=user)
     assert series.render_status == Series.Render.DONE and series.images_done == series.images_total == 3
+
+
+def test_small_stacks_are_queued_for_rendering_before_the_next_series_is_stored(user, tmp_path, monkeypatch):
+    """The other workers render a small stack while the ingest goes on to the next series; a big
+    stack (rendered by the ingest itself) still gets its rows and first image before any decode."""
+    import zipfile
+
+    members = {}
+    for name, count, size in (("big", 8, BIG), ("small7", 7, SMALL), ("small5", 5, SMALL)):
+        folder = tmp_path / name
+        folder.mkdir()
+        with zipfile.ZipFile(stack_zip(folder, count=count, size=size)) as zf:
+            members.update({f"{name}/{member}": zf.read(member) for member in zf.namelist()})
+    events = []
+    real_store, real_queue, real_render = series_build.store_series, rendering.queue_series, series_build._render_stack
+
+    def store(upload, headers, skips):
+        events.append(("stored", len(headers)))
+        return real_store(upload, headers, skips)
+
+    def queue(series_id, version):
+        events.append(("queued", Series.objects.get(pk=series_id).num_instances))
+        return real_queue(series_id, version)
+
+    def render_stack(plan):
+        events.append(("rendered by the ingest", len(plan.headers)))
+        return real_render(plan)
+
+    monkeypatch.setattr(series_build, "store_series", store)
+    monkeypatch.setattr(rendering, "queue_series", queue)
+    monkeypatch.setattr(series_build, "_render_stack", render_stack)
+    upload = ingest_zip(user, make_zip(tmp_path / "three.zip", members))
+    assert upload.status == Upload.Status.DONE, upload.error
+    assert events == [
+        ("stored", 8),
+        ("stored", 7),
+        ("queued", 7),
+        ("stored", 5),
+        ("queued", 5),
+        ("rendered by the ingest", 8),
+    ]
+    assert set(Series.objects.filter(study__owner=user).values_list("render_status", flat=True)) == {"done"}

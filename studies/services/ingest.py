@@ -1,9 +1,10 @@
 """Ingest of an uploaded ZIP, run by a Celery worker.
 
-Extraction and header reading overlap (one thread extracts while another parses headers). Then,
-for every series, rows first (the upload lists its studies and each series its planes), then the
-first image from only the files it needs, and last the decode of each whole series, after which
-rendering of all plane images is queued across the workers (``series_build``, ``rendering``).
+Headers first, from the first bytes of each member. Then, for every series, rows first (the upload
+lists its studies and each series its planes), then the first image from only the files it needs,
+and last the decode of each whole series, after which rendering of all plane images is queued across
+the workers (``series_build``, ``rendering``). A stack of small plain images skips the wait: it is
+extracted and queued with its rows, since the render chunks do all its work.
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ def _member_header(source: archive.Archive, member: archive.Member, work) -> Hea
 
 
 def _store_and_build(state: IngestState, source: archive.Archive, members: dict) -> None:
-    """Rows for every series first, with the first image of each; then extract and decode the rest."""
+    """Rows for every series first, with the first image of each (small stacks: all of it, rendered
+    by the other worker meanwhile); then extract and decode the rest."""
     upload = state.upload
     groups: dict[tuple[str, str], list[Header]] = defaultdict(list)
     seen: set[str] = set()
@@ -233,17 +235,7 @@ def _store_and_build(state: IngestState, source: archive.Archive, members: dict)
         ):
             extracted[id(header)] = problem
 
-    # Largest series first: the one a viewer most likely opens gets its images first.
-    ordered = sorted(groups.values(), key=len, reverse=True)
-    plans = []
-    for number, group in enumerate(ordered, start=1):
-        plan = series_build.store_series(upload, group, state.skipped)
-        if plan is not None:
-            series_build.write_first_image(plan, fetch)
-            plans.append(plan)
-        state.progress("storing", number / len(ordered))
-    for number, plan in enumerate(plans, start=1):
-        state.progress("decoding", (number - 1) / len(plans), force=True)
+    def build(plan: series_build.SeriesPlan) -> None:
         fetch(plan.fresh)
         position = {id(h): i for i, h in enumerate(plan.headers)}
         failures = {position[id(h)]: extracted[id(h)] for h in plan.fresh if extracted.get(id(h))}
@@ -251,6 +243,24 @@ def _store_and_build(state: IngestState, source: archive.Archive, members: dict)
             series_build.drop_failures(plan, failures, state.skipped, upload)
         else:
             series_build.decode_and_queue(plan, state.skipped, upload)
+
+    # Largest series first: the one a viewer most likely opens gets its images first. A stack that
+    # render chunks draw (small plain images: extracting it is all the ingest does) is built at once,
+    # so that the other worker renders it while this one goes on; every other series gets its rows
+    # and first image now, and its decode after all of them.
+    ordered = sorted(groups.values(), key=len, reverse=True)
+    later = []
+    for number, group in enumerate(ordered, start=1):
+        plan = series_build.store_series(upload, group, state.skipped)
+        if plan is not None and series_build.renders_in_chunks(plan):
+            build(plan)
+        elif plan is not None:
+            series_build.write_first_image(plan, fetch)
+            later.append(plan)
+        state.progress("storing", number / len(ordered))
+    for number, plan in enumerate(later, start=1):
+        state.progress("decoding", (number - 1) / len(later), force=True)
+        build(plan)
 
 
 def _extract(source: archive.Archive, member: archive.Member, header: Header) -> str | None:

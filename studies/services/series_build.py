@@ -375,7 +375,7 @@ def decode_and_queue(plan: SeriesPlan, skips: list[dict], upload: Upload | None 
     chunked = False
     if layout.volume is not None:
         data, failures = _decode(headers, layout, tmp)
-    elif chunked := _renders_in_chunks(plan):
+    elif chunked := renders_in_chunks(plan):
         failures, problem = _check_stack(plan), None
     else:
         failures, problem = _render_stack(plan)
@@ -470,7 +470,7 @@ def _decode(headers: list[Header], layout: Layout, volume_file: Path):
     return decode_volume(headers, layout.volume, threads=settings.INGEST_THREADS, out=out)
 
 
-def _renders_in_chunks(plan: SeriesPlan) -> bool:
+def renders_in_chunks(plan: SeriesPlan) -> bool:
     """A stack of small uncompressed greyscale images is rendered by render chunks, on the other
     workers while this ingest goes on (a PNG and its file are most of such an image's cost, its
     pixels one read): the ingest checks each file from its header alone, and the chunks read no
@@ -486,7 +486,7 @@ def _renders_in_chunks(plan: SeriesPlan) -> bool:
 
 
 def _check_stack(plan: SeriesPlan) -> dict[int, str]:
-    """{header index: why it cannot be read} for the files of a stack that ``_renders_in_chunks``:
+    """{header index: why it cannot be read} for the files of a stack that ``renders_in_chunks``:
     plain native files, whose header says whether their pixels are all there (each file was
     extracted whole, at the size its header was read with), so none is opened again here."""
     instances = dict.fromkeys(ref.instance for ref in plan.layout.stack)
