@@ -5,8 +5,10 @@ user's upload can never add to, or reveal, another user's study. Sharing (read-o
 separate and decided in ``selectors``.
 """
 
+from __future__ import annotations
+
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, router
 from django.db.models import Q
 
 
@@ -155,6 +157,60 @@ class RenderedChunk(models.Model):
         return f"Series {self.series_id} v{self.version} {self.plane} from {self.start}"
 
 
+# fields whose Python values (int, float, str, bool, None) go to the database as they are
+_PLAIN_FIELDS = (
+    models.CharField,
+    models.IntegerField,
+    models.FloatField,
+    models.BooleanField,
+    models.ForeignKey,
+)
+
+
+class InstanceManager(models.Manager):
+    def insert_new(self, instances: list[Instance]) -> None:
+        """INSERT new rows (like ``bulk_create``) and set each one's pk; the ingest's hot path.
+
+        Django's bulk_create spends its time preparing each value of each row through its field
+        (bench/rows.py, 3000 rows of 100: 95 us a row on SQLite, 113 on PostgreSQL; this: 21 and
+        71). Here only the fields that need it (JSON, dates, defaults made on save) go through
+        their field; the rest are passed as they are. The pks come back by RETURNING, matched by
+        SOP Instance UID (unique per owner), not by the order of the rows returned."""
+        if not instances:
+            return
+        connection = connections[router.db_for_write(self.model)]
+        if not connection.features.can_return_rows_from_bulk_insert:
+            self.bulk_create(instances)
+            return
+        fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
+        plain = [isinstance(f, _PLAIN_FIELDS) for f in fields]
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(f.column) for f in fields)
+        one_row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        table = quote(self.model._meta.db_table)
+        size = max(1, connection.ops.bulk_batch_size(fields, instances))
+        by_uid = {}
+        for start in range(0, len(instances), size):
+            batch = instances[start : start + size]
+            values = []
+            for instance in batch:
+                row = instance.__dict__
+                for field, as_is in zip(fields, plain, strict=True):
+                    if as_is:
+                        values.append(row[field.attname])
+                    else:
+                        values.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
+            rows = ", ".join([one_row] * len(batch))
+            sql = f"INSERT INTO {table} ({columns}) VALUES {rows} RETURNING id, sop_instance_uid"
+            with connection.cursor() as cursor:
+                cursor.execute(sql, values)
+                by_uid.update((uid, pk) for pk, uid in cursor.fetchall())
+        for instance in instances:
+            instance.pk = by_uid[instance.sop_instance_uid]
+            instance._state.adding = False
+            instance._state.db = connection.alias
+
+
 class Instance(models.Model):
     """One stored DICOM file (SOP instance), kept byte for byte in media storage."""
 
@@ -185,6 +241,8 @@ class Instance(models.Model):
     note = models.CharField(max_length=255, blank=True)  # why it is not part of the volume, etc.
     upload = models.ForeignKey("Upload", null=True, blank=True, on_delete=models.SET_NULL, related_name="instances")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InstanceManager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["owner", "sop_instance_uid"], name="unique_instance_per_owner")]
@@ -298,7 +356,7 @@ class ShareLink(models.Model):
     def __str__(self):
         return f"Link {self.pk} to study {self.study_id}"
 
-    def state_at(self, now) -> "ShareLink.State":
+    def state_at(self, now) -> ShareLink.State:
         if self.revoked_at is not None:
             return self.State.REVOKED
         if self.expires_at <= now:

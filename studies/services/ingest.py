@@ -230,8 +230,13 @@ def _store_and_build(state: IngestState, source: archive.Archive, members: dict)
             return
         mean_bytes = sum(h.file_size for h in todo) / len(todo)
         threads = parallel.threads_for(mean_bytes, parallel.EXTRACT_THREADED_BYTES, settings.INGEST_THREADS)
+        for folder in {h.path.parent for h in todo}:
+            folder.mkdir(parents=True, exist_ok=True)
+        stored_in_place = storage.is_local()  # else each file is copied to the storage
         for header, problem in zip(
-            todo, parallel.map_on(threads, lambda h: _extract(source, members[id(h)][1], h), todo), strict=True
+            todo,
+            parallel.map_on(threads, lambda h: _extract(source, members[id(h)][1], h, stored_in_place), todo),
+            strict=True,
         ):
             extracted[id(header)] = problem
 
@@ -263,10 +268,9 @@ def _store_and_build(state: IngestState, source: archive.Archive, members: dict)
         build(plan)
 
 
-def _extract(source: archive.Archive, member: archive.Member, header: Header) -> str | None:
-    """Write a member where the ingest reads it (``header.path``) and, unless that is already
-    its place in a local storage folder, store it; None, or the reason it could not be."""
-    header.path.parent.mkdir(parents=True, exist_ok=True)
+def _extract(source: archive.Archive, member: archive.Member, header: Header, stored_in_place: bool) -> str | None:
+    """Write a member where the ingest reads it (``header.path``, in a folder that exists) and,
+    unless that is its place in a local storage folder, store it; None, or why it could not be."""
     try:
         written = source.extract(member, header.path)
     except archive.MemberError as exc:
@@ -274,7 +278,7 @@ def _extract(source: archive.Archive, member: archive.Member, header: Header) ->
     if written != header.file_size:
         header.path.unlink(missing_ok=True)
         return "corrupt in the archive (its size differs from the ZIP directory's)"
-    if storage.local_path(header.stored_name) is None:
+    if not stored_in_place:
         storage.save_file(header.stored_name, header.path)
     return None
 

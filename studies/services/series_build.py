@@ -198,10 +198,14 @@ def _store_instances(upload: Upload, series: Series, fresh: list[Header]) -> Non
     and its ``path`` where this ingest puts the file for reading: that file itself in a local
     storage folder, else the ingest's work folder (it is copied to the storage from there)."""
     rows = []
+    # the folder of the series' originals: in the storage folder, or the ingest's work folder
+    folder = storage.local_path(storage.series_originals_prefix(series.pk)) or (
+        scratch.work_dir(upload.pk) / storage.series_originals_prefix(series.pk)
+    )
     for header in fresh:
         relpath = storage.original_name(series.pk, header.sop_instance_uid)
         header.stored_name = relpath
-        header.path = storage.local_path(relpath) or scratch.work_dir(upload.pk) / relpath
+        header.path = folder / relpath.rsplit("/", 1)[1]
         frame = header.frames[0] if header.frames else None
         rows.append(
             Instance(
@@ -231,8 +235,8 @@ def _store_instances(upload: Upload, series: Series, fresh: list[Header]) -> Non
                 file_size=header.file_size,
             )
         )
-    created = Instance.objects.bulk_create(rows)
-    for header, row in zip(fresh, created, strict=True):
+    Instance.objects.insert_new(rows)
+    for header, row in zip(fresh, rows, strict=True):
         header.instance_pk = row.pk
 
 
