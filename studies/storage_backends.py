@@ -95,8 +95,9 @@ class MediaFileSystemStorage(FileSystemStorage):
 
         The render chunks' hot path (every plane image): one name check, a temporary name without
         tempfile's random tries (pid, thread and a counter make it unique), the mode set on the open
-        file, then the rename. bench/files.py: 0.07 ms a 3 KB image against 0.13 through
-        tempfile.mkstemp, Path objects and a chmod by name (3000 files, quiet machine)."""
+        file, then the rename. `bench/files.py` (3000 files of 3 KB, median of 5 rounds, quiet
+        2-core machine): 0.040 ms a file against 0.092 through tempfile.mkstemp, Path objects and a
+        chmod by name."""
         final = self.path(name)
         folder = os.path.dirname(final)
         if not os.path.isdir(folder):
