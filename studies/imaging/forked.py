@@ -200,13 +200,17 @@ class _Helper:
         """Kill the helper if it still runs, and reap it (a zombie's pid is not reused: killing it is safe)."""
         if self.running:
             self.ending = self.ending or f"silent for {time.monotonic() - self.heard:.1f} s"
+        # signals held meanwhile: an exception from a handler (Celery's soft time limit) must not cut
+        # the wait short and leave the helper unreaped; it is raised once this is done
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _, status = os.waitpid(self.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if not self.ending:
+            code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        except (ProcessLookupError, ChildProcessError):  # reaped already, by a SIGCHLD handler of the caller's
+            code = None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        if not self.ending and code is not None:
             self.ending = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
         os.close(self._fd)
 

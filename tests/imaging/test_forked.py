@@ -147,6 +147,26 @@ def test_an_exception_here_kills_and_reaps_the_helper(tmp_path, where):
     assert_gone(tmp_path)
 
 
+def test_a_signal_handler_raising_here_kills_and_reaps_the_helper(tmp_path):
+    """As Celery's soft time limit does (a signal whose handler raises), here while this process waits
+    for a silent helper."""
+
+    def time_is_up(signum, frame):
+        raise Stop
+
+    previous = signal.signal(signal.SIGALRM, time_is_up)
+    in_helper = helper_that(tmp_path, lambda: time.sleep(3600), after=2)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.6)  # this process's part takes about 0.3 s
+        with pytest.raises(Stop):
+            forked.map_forked(slow_square, ITEMS, 2, in_helper=in_helper, stall_seconds=60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    assert_gone(tmp_path)
+
+
 def test_headers_and_skips_travel_by_pickle_unchanged(tmp_path):
     path = write_image(tmp_path / "one.dcm", np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
     data = path.read_bytes()
