@@ -1,15 +1,23 @@
-"""Header reading, the element walker against pydicom.dcmread: `bench/headers.py [--rounds N]`.
+"""Header reading, the element walker against pydicom.dcmread: `bench/headers.py [--rounds N]`;
+and the ingest's header scan on one process against two: `bench/headers.py --scan [--rounds N] [--ballast-mb M]`.
 
 Times ``read_header_prefix`` as the ingest calls it (first 8 KiB of each member, 64 KiB when that
 answers NEED_MORE) over the 3000 64x64 MR members of the bench's small ZIP (30 series) and the 275
 slices of the LIDC chest CT in ../shared/dicom, and ``read_header`` over those CT slices written
 out as files; each with ``headers.FAST_WALK`` on (studies/imaging/walk.py) and off (dcmread), the
 two alternating, N rounds (default 5). Prints JSON: ms per file, the median of the rounds.
+
+``--scan`` times the ingest's first stage in this process: the first n members of the small ZIP read
+through ``archive.Archive`` (prefix, header, a long header extracted whole), by the plain loop and by
+``forked.map_forked`` on two processes (this one and a forked helper reading a reopened archive),
+alternating, for several n; ``--ballast-mb`` first fills that much memory, as a worker's heap
+would be (a fork copies the page tables). Prints JSON: ms, the median of the rounds.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -20,10 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import data  # noqa: E402
-from studies.imaging import headers  # noqa: E402
+from studies.imaging import archive, forked, headers  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 PREFIXES = (8 * 1024, 64 * 1024)  # studies/services/ingest.py HEADER_PREFIX_BYTES
+SCAN_COUNTS = (50, 100, 200, 400, 1000, 3000)
 
 
 def members(archive: Path) -> list[tuple[str, bytes]]:
@@ -75,6 +84,59 @@ def run(rounds: int = 5) -> dict:
     }
 
 
+def member_header(source: archive.Archive, member: archive.Member, work: Path):
+    """studies/services/ingest.py _member_header without its settings."""
+    try:
+        for size in PREFIXES:
+            head = source.prefix(member, size)
+            header = headers.read_header_prefix(head, member.name, member.info.file_size, work / "member")
+            if header is not headers.NEED_MORE or len(head) >= member.info.file_size:
+                break
+        if header is headers.NEED_MORE:
+            path = work / f"{member.number:06d}"
+            source.extract(member, path)
+            header = headers.read_header(path, member.name)
+            path.unlink()
+    except archive.MemberError as exc:
+        return archive.Skipped(member.name, str(exc))
+    return header
+
+
+def scan_ms(source: archive.Archive, members: list, work: Path, processes: int) -> float:
+    start = time.perf_counter()
+    forked.map_forked(
+        lambda member: member_header(source, member, work),
+        members,
+        processes,
+        in_helper=lambda: (lambda own: lambda member: member_header(own, member, work))(source.reopened()),
+        min_items=0,
+    )
+    return (time.perf_counter() - start) * 1e3
+
+
+def scan(rounds: int = 5, ballast_mb: int = 0) -> dict:
+    ballast = bytearray(os.urandom(1024 * 1024)) * ballast_mb  # written pages, as a worker's heap
+    times: dict[int, dict[int, list[float]]] = {count: {1: [], 2: []} for count in SCAN_COUNTS}
+    with tempfile.TemporaryDirectory() as folder:
+        with archive.Archive(data.small_images_zip(OUT / "small3000x30.zip", 3000, series=30)) as source:
+            for _ in range(rounds):
+                for count in SCAN_COUNTS:
+                    for processes in (1, 2):
+                        times[count][processes].append(scan_ms(source, source.members[:count], Path(folder), processes))
+    del ballast
+    return {
+        f"{count} members": {
+            "one process ms": round(statistics.median(by[1]), 1),
+            "two processes ms": round(statistics.median(by[2]), 1),
+        }
+        for count, by in times.items()
+    } | {"ballast MB": ballast_mb, "load average": round(os.getloadavg()[0], 2)}
+
+
 if __name__ == "__main__":
     rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else 5
-    print(json.dumps(run(rounds), indent=2))
+    if "--scan" in sys.argv:
+        ballast_mb = int(sys.argv[sys.argv.index("--ballast-mb") + 1]) if "--ballast-mb" in sys.argv else 0
+        print(json.dumps(scan(rounds, ballast_mb), indent=2))
+    else:
+        print(json.dumps(run(rounds), indent=2))

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 
 import cv2
 import numpy as np
 import pytest
 import requests
+from pydicom.uid import generate_uid
 
-from tests.conftest import PASSWORD, shared_path
+from studies.imaging import forked
+from studies.models import Instance
+from tests.conftest import PASSWORD, make_zip, shared_path
+from tests.dicomgen import make_dataset
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -77,3 +83,52 @@ def test_bad_archive_ends_failed_through_the_worker(live_server, user, worker, t
     reasons = {item["name"]: item["reason"] for item in body["skipped"]}
     assert reasons["readme.txt"] == "not a DICOM file"
     assert "outside the archive" in reasons["../escape.dcm"]
+
+
+def test_a_zip_scanned_by_two_processes_stores_every_image_and_skips_in_archive_order(
+    live_server, user, worker, tmp_path
+):
+    """Enough members for the header scan's forked helper (INGEST_THREADS is 2): images of two series,
+    one whose header is longer than the 64 KB prefix (read whole), notes, an OS file and a damaged member."""
+    study, series = generate_uid(), (generate_uid(), generate_uid())
+    members, uids = {"images/.DS_Store": b"\0" * 64}, set()
+    expected = [("images/.DS_Store", "operating-system file, not DICOM")]  # refused before the scan
+    damaged = "images/100.dcm"
+    for number in range(forked.FORK_MIN_ITEMS + 40):
+        if number % 30 == 4:
+            members[f"notes/{number:03d}.txt"] = b"not an image"
+            expected.append((f"notes/{number:03d}.txt", "not a DICOM file"))
+            continue
+        ds = make_dataset(np.full((16, 16), number, np.uint16), study_uid=study, series_uid=series[number % 2])
+        if number == 77:  # a private element past 64 KB: NEED_MORE twice, then the member is read whole
+            ds.add_new(0x00090010, "LO", "ACME 1.0")
+            ds.add_new(0x00091001, "OB", bytes(70_000))
+        name = f"images/{number:03d}.dcm"
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        members[name] = buffer.getvalue()
+        if name == damaged:
+            expected.append((name, "corrupt in the archive"))
+        else:
+            uids.add(ds.SOPInstanceUID)
+    path = make_zip(tmp_path / "scan.zip", members)
+    with zipfile.ZipFile(path) as zf:
+        start = zf.getinfo(damaged).header_offset + 30 + len(damaged)  # its deflated bytes
+    data = bytearray(path.read_bytes())
+    data[start + 100 : start + 108] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Token {token(live_server)}"
+    with open(path, "rb") as fp:
+        created = session.post(f"{live_server.url}/api/uploads/", files={"file": ("scan.zip", fp)}).json()
+    body, _ = wait_for_upload(session, created["url"], worker)
+
+    assert body["status"] == "done", (body, worker.log())
+    skipped = [(item["name"], item["reason"]) for item in body["skipped"]]
+    assert [name for name, _ in skipped] == [name for name, _ in expected]
+    for (_, reason), (_, start_of_reason) in zip(skipped, expected, strict=True):
+        assert reason.startswith(start_of_reason), skipped
+    assert set(Instance.objects.values_list("sop_instance_uid", flat=True)) == uids
+    assert body["files_dicom"] == len(uids)
+    assert "helper process" not in worker.log()

@@ -4,7 +4,8 @@
 demand: the first bytes of one (to recognise DICOM without extracting anything), or the whole
 member into a file chosen by the caller. Member names are never used as paths; they are kept
 only to report on. Sizes are counted while decompressing; the sizes a ZIP header claims are not
-trusted. Members can be read from several threads at once.
+trusted. Members can be read from several threads at once, and from a forked process through
+``reopened()``.
 
 Stored and deflated members (nearly every ZIP) are read with positioned reads and inflated with
 Intel ISA-L (about 2x faster than zlib); other methods go through the standard library.
@@ -12,7 +13,9 @@ Intel ISA-L (about 2x faster than zlib); other methods go through the standard l
 
 from __future__ import annotations
 
+import copy
 import lzma
+import mmap
 import os
 import stat
 import struct
@@ -140,10 +143,26 @@ class Archive:
                 self.skipped.append(Skipped(info.filename, problem))
             else:
                 self.members.append(Member(info.filename, number, info))
+        self._path = zip_path
         self._fd = os.open(zip_path, os.O_RDONLY)
         self._size = os.fstat(self._fd).st_size
-        self._total = 0
+        # Bytes extract() wrote, checked against max_total_bytes as a sum of two slots: this process's
+        # and a forked helper's (reopened()), in an anonymous mapping, which a fork shares (MAP_SHARED).
+        # Each process adds to its own slot only, so no lock between processes is needed.
+        self._written = memoryview(mmap.mmap(-1, 16)).cast("q")
+        self._slot = 0
         self._lock = threading.Lock()
+
+    def reopened(self) -> Archive:
+        """This archive for one process forked from this one: the same members, read through its
+        own file descriptor (a forked file object shares its offset with the parent's) and, only if a
+        member needs it (bzip2, LZMA), its own ZipFile; what it extracts counts toward the same total."""
+        other = copy.copy(self)
+        other._zf = None
+        other._fd = os.open(self._path, os.O_RDONLY)
+        other._slot = 1
+        other._lock = threading.Lock()
+        return other
 
     def __enter__(self) -> Archive:
         return self
@@ -152,7 +171,8 @@ class Archive:
         self.close()
 
     def close(self) -> None:
-        self._zf.close()
+        if self._zf is not None:
+            self._zf.close()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -214,8 +234,8 @@ class Archive:
 
     def _count(self, size: int) -> None:
         with self._lock:
-            self._total += size
-            if self._total > self.limits.max_total_bytes:
+            self._written[self._slot] += size
+            if self._written[0] + self._written[1] > self.limits.max_total_bytes:
                 raise ArchiveError(
                     f"The archive expands to more than {self.limits.max_total_bytes / 1024**3:.1f} GiB; "
                     "split it into smaller uploads."
@@ -230,6 +250,8 @@ class Archive:
         if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             yield from self._raw_chunks(info, want)
             return
+        if self._zf is None:
+            self._zf = zipfile.ZipFile(self._path)
         try:
             with self._zf.open(info) as src:
                 while chunk := src.read(CHUNK_BYTES):

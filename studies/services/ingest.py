@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from dicomviewer.metrics import FAILURES, STAGE_SECONDS
 from studies import scratch, storage
-from studies.imaging import archive, parallel
+from studies.imaging import archive, forked, parallel
 from studies.imaging.headers import NEED_MORE, Header, read_header, read_header_prefix
 from studies.models import Upload
 from studies.services import locks, rendering, series_build
@@ -178,15 +178,27 @@ def _archive_file(upload: Upload, work) -> Path:
 
 def _scan_headers(state: IngestState, source: archive.Archive, work) -> dict[int, archive.Member]:
     """Headers from the first bytes of each member: nothing is extracted yet. Answers
-    {id(header): member} in archive order."""
+    {id(header): member} in archive order. Many members are read by this process and a forked
+    helper (``forked``: header parsing holds the GIL), which reads through its own descriptor."""
+    total = len(source.members)
+
+    def in_helper():
+        own = source.reopened()
+        return lambda member: _member_header(own, member, work)
+
+    headers = forked.map_forked(
+        lambda member: _member_header(source, member, work),
+        source.members,
+        settings.INGEST_THREADS,
+        in_helper=in_helper,
+        on_progress=lambda done: state.progress("extracting", done / total),
+    )
     found = {}
-    for number, member in enumerate(source.members, start=1):
-        header = _member_header(source, member, work)
+    for header, member in zip(headers, source.members, strict=True):
         if isinstance(header, Header):
             found[id(header)] = (header, member)
         else:
             state.skip(header.name, header.reason)
-        state.progress("extracting", number / len(source.members))
     return found
 
 
@@ -199,7 +211,8 @@ def _member_header(source: archive.Archive, member: archive.Member, work) -> Hea
             header = read_header_prefix(head, member.name, size, work / f"{member.number:06d}", max_frames)
             if header is not NEED_MORE or len(head) >= size:
                 break
-        if header is NEED_MORE:  # a long header (big sequences, private data): read all of it
+        if header is NEED_MORE:  # a long header (big sequences, private data): read all of it, to the file
+            # the member will have (the scan's helper too: no two processes ever read the same member)
             work.mkdir(parents=True, exist_ok=True)
             path = work / f"{member.number:06d}"
             source.extract(member, path)

@@ -369,6 +369,46 @@ def test_total_size_exactly_at_the_limit_is_accepted(box):
     assert len(result.files) == 4
 
 
+def extract_in_a_forked_process(source: archive.Archive, member: archive.Member, target: Path) -> int:
+    """Its exit status: 0 when it extracted ``member`` through ``source.reopened()``, 3 on ArchiveError."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            source.reopened().extract(member, target)
+            code = 0
+        except ArchiveError:
+            code = 3
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_what_a_forked_reader_extracts_counts_toward_the_same_total(box):
+    box.upload.write_bytes(make_zip([(f"{n}.dcm", payload(40_000, n)) for n in range(3)]))
+    with archive.Archive(box.upload, Limits(max_total_bytes=100_000)) as source:
+        first, second, third = source.members
+        assert extract_in_a_forked_process(source, first, box.root / "first") == 0
+        source.extract(second, box.root / "second")  # 80,000 in all
+        assert extract_in_a_forked_process(source, third, box.root / "third") == 3
+        with pytest.raises(ArchiveError, match="expands to more than"):
+            source.extract(third, box.root / "third")
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2])
+def test_a_reopened_archive_reads_through_its_own_descriptor(box, method):
+    members = [(f"{n}.dcm", payload(5_000, n)) for n in range(3)]
+    box.upload.write_bytes(make_zip(members, method))
+    with archive.Archive(box.upload) as source:
+        other = source.reopened()
+        assert other._fd != source._fd
+        assert [other.prefix(member, 100) for member in source.members] == [data[:100] for _, data in members]
+        source.close()  # the first one's descriptors closed: the other still reads
+        assert other.extract(source.members[2], box.root / "last") == 5_000
+        assert (box.root / "last").read_bytes() == members[2][1]
+        other.close()
+
+
 def test_high_compression_ratio_member_is_skipped_as_bomb(box):
     members = [("bomb.dcm", bytes(5 * 1024 * 1024)), ("scan.dcm", payload(1000))]
     result = box.extract(make_zip(members))
