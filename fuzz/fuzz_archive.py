@@ -71,13 +71,13 @@ def _check_archive(source: Path, dest: Path) -> None:
                 assert not target.exists(), "a member that failed left a file"
                 continue
             except archive.ArchiveError:
-                assert opened._total <= LIMITS.max_total_bytes + archive.OUT_CHUNK_BYTES
+                assert opened.total_written <= LIMITS.max_total_bytes + archive.OUT_CHUNK_BYTES
                 return
             body = target.read_bytes()
             assert written == len(body)
             assert written <= LIMITS.max_member_bytes
             assert written <= max(RATIO_GRACE, member.info.compress_size * LIMITS.max_ratio)
-            assert opened._total <= LIMITS.max_total_bytes
+            assert opened.total_written <= LIMITS.max_total_bytes
             assert body[:PREFIX] == head
             try:
                 expected = reference.read(member.info)

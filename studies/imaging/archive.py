@@ -232,10 +232,15 @@ class Archive:
             raise MemberError(f"cannot be read ({_short(exc)})") from None
         return written
 
+    @property
+    def total_written(self) -> int:
+        """Bytes extracted so far, by this process and a forked helper (what max_total_bytes limits)."""
+        return self._written[0] + self._written[1]
+
     def _count(self, size: int) -> None:
         with self._lock:
             self._written[self._slot] += size
-            if self._written[0] + self._written[1] > self.limits.max_total_bytes:
+            if self.total_written > self.limits.max_total_bytes:
                 raise ArchiveError(
                     f"The archive expands to more than {self.limits.max_total_bytes / 1024**3:.1f} GiB; "
                     "split it into smaller uploads."

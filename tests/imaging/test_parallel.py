@@ -10,15 +10,19 @@ from studies.imaging import parallel
 
 
 def test_results_come_back_in_the_order_of_the_items_when_a_later_one_finishes_first():
-    second_done = threading.Event()
+    second_done, first_done = threading.Event(), threading.Event()
     finished = []
 
     def work(item):
         if item == 0:  # waits for item 1: on two threads item 1 finishes first
             assert second_done.wait(timeout=10), "item 1 never ran beside item 0"
+        if item >= 2:  # and the rest after item 0, so that the first two finished are 1 then 0
+            assert first_done.wait(timeout=10)
+        finished.append(item)
         if item == 1:
             second_done.set()
-        finished.append(item)
+        if item == 0:
+            first_done.set()
         return item * 10
 
     assert list(parallel.map_on(2, work, range(4))) == [0, 10, 20, 30]
