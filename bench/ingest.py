@@ -1,11 +1,13 @@
-"""Only the ingest parts of the benchmark, repeated: `bench/ingest.py [small] [ct500] [ct1000] [--repeat N]`.
+"""Only the ingest parts of the benchmark, repeated: `bench/ingest.py [small] [ct500] [ct1000] [lidc] [--repeat N]`.
 
 The same app (`manage.py serve all`, a real worker) and the same measurement as `bench/run.py`
 (``ingest_run``), without the floor, serving, S3 and listing rounds, so that a change to the
 ingest can be measured before and after, back to back, on a loaded machine. Prints JSON: each
 part's runs and the median of its figures (a figure a run does not have, such as a first image that
 never came, is left out of its median; null when no run has it). `small` is `bench/run.py`'s ZIP
-(3000 64x64 images in 30 series). With DATABASE_URL / CELERY_BROKER_URL set, as `bench/run.py`.
+(3000 64x64 images in 30 series); `lidc` the shared 275-slice LIDC CT (bench/data.py's CT_SOURCE).
+`upload_s` is the POST itself; the other times start when it returns, but for
+`first_image_from_post_s`. With DATABASE_URL / CELERY_BROKER_URL set, as `bench/run.py`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,16 @@ PARTS = {
     "small": small_zip,
     "ct500": lambda: data.ct_zip(OUT / "ct500.zip", 500),
     "ct1000": lambda: data.ct_zip(OUT / "ct1000.zip", 1000),
+    "lidc": lambda: data.CT_SOURCE,
 }
-FIGURES = ("first_image_s", "all_images_s", "instances_per_s", "peak_worker_rss_mb")
+FIGURES = (
+    "first_image_s",
+    "all_images_s",
+    "instances_per_s",
+    "peak_worker_rss_mb",
+    "upload_s",
+    "first_image_from_post_s",
+)
 
 
 def medians(runs: list[dict]) -> dict:
@@ -59,6 +69,9 @@ def main(argv: list[str]) -> dict:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dicomviewer.settings")
     django.setup()
     zips = {part: PARTS[part]() for part in parts}
+    absent = [part for part, path in zips.items() if not Path(path).is_file()]
+    if absent:
+        raise SystemExit(f"no ZIP for {absent}: {[str(zips[part]) for part in absent]}")
     results: dict = {"database": env.get("DATABASE_URL", "sqlite").split("@")[-1]}
     app = App(env, scratch)
     try:

@@ -95,3 +95,16 @@ def log_without_task_id(task_id=None, **kwargs):
     token = _task_log_ids.pop(task_id, None)
     if token is not None:
         request_id.reset(token)
+
+
+@task_postrun.connect
+def release_image_sources(**kwargs):
+    """A worker child keeps no image source from one task to the next. A volume's source maps its
+    volume.npy, and the pages a render touched stay resident in every child that kept it: kept
+    for the last eight series (as the web keeps them, for images at other windows), each child's
+    memory grew by a whole volume per series ingested (250 MB for a 500-slice CT) until
+    WORKER_MAX_MEMORY_PER_CHILD_MB replaced it, and a volume deleted meanwhile kept its disk space.
+    A chunk builds its source again from source.json and a map of the file: about a millisecond."""
+    from studies.services import image_source
+
+    image_source.clear()

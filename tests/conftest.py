@@ -160,6 +160,29 @@ class WorkerProcess:
     def log(self) -> str:
         return self.log_path.read_bytes().decode(errors="replace")[-20000:]
 
+    def mapped_files(self) -> set[str]:
+        """The files mapped into the memory of this worker's processes (its children's too)."""
+        parents = {}
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit():
+                try:
+                    parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+        ours, grew = {self.process.pid}, True
+        while grew:
+            children = {pid for pid, parent in parents.items() if parent in ours} - ours
+            ours |= children
+            grew = bool(children)
+        files = set()
+        for pid in ours:
+            try:
+                lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
+            except OSError:
+                continue
+            files.update(fields[5] for fields in (line.split(maxsplit=5) for line in lines) if len(fields) > 5)
+        return files
+
     def kill(self, sig=None):
         import signal
 

@@ -65,6 +65,13 @@ def test_upload_is_ingested_and_rendered_by_a_real_worker(live_server, user, wor
             assert pixels.shape == (info["height"], info["width"])
     assert "celery@" in worker.log() and "studies.upload_ingest" in worker.log()
 
+    # the worker's children let go of the series' volume once their tasks end (kept, each child's
+    # memory grew by the volume's resident pages with every series, as bench/ingest.py showed)
+    deadline = time.monotonic() + 10
+    while (mapped := {f for f in worker.mapped_files() if f.endswith("volume.npy")}) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not mapped
+
 
 def test_bad_archive_ends_failed_through_the_worker(live_server, user, worker, tmp_path):
     import zipfile
