@@ -22,10 +22,15 @@ REPO = Path(__file__).resolve().parent.parent
 CT_SOURCE = REPO.parent / "shared" / "dicom" / "ct-chest-lidc0314-fnndsc" / "LIDC-IDRI-0314_CT_275slices.zip"
 
 
-def _source_slices() -> list[pydicom.Dataset]:
+def ct_source() -> Path:
+    """The shared 275-slice LIDC CT's ZIP; exits saying so when ../shared is not there."""
     if not CT_SOURCE.is_file():
         raise SystemExit(f"benchmark data missing: {CT_SOURCE}")
-    with zipfile.ZipFile(CT_SOURCE) as zf:
+    return CT_SOURCE
+
+
+def _source_slices() -> list[pydicom.Dataset]:
+    with zipfile.ZipFile(ct_source()) as zf:
         datasets = [pydicom.dcmread(io.BytesIO(zf.read(n))) for n in zf.namelist() if n.endswith(".dcm")]
     datasets.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
     return datasets

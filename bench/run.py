@@ -53,7 +53,7 @@ REPO = BENCH.parent
 OUT = BENCH / "out"
 sys.path.insert(0, str(REPO))
 
-from bench import data, floor, slabs, versus  # noqa: E402
+from bench import data, floor, procs, slabs, versus  # noqa: E402
 from bench import nginx as bench_nginx  # noqa: E402
 from bench import orthanc as bench_orthanc  # noqa: E402
 from bench.moto_s3 import MotoS3, free_port  # noqa: E402
@@ -153,23 +153,7 @@ class App:
 
     def worker_pids(self) -> list[int]:
         """Celery processes started (directly or not) by our `serve all`."""
-        parents, commands = {}, {}
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                try:
-                    parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                    commands[int(proc.name)] = (proc / "cmdline").read_bytes()
-                except (OSError, IndexError, ValueError):
-                    continue
-
-        def descends(pid):
-            while pid > 1:
-                if pid == self.process.pid:
-                    return True
-                pid = parents.get(pid, 0)
-            return False
-
-        return [pid for pid, cmd in commands.items() if b"celery" in cmd and descends(parents.get(pid, 0))]
+        return [pid for pid, command in procs.descendants(self.process.pid).items() if b"celery" in command]
 
     @staticmethod
     def rss(pid: int) -> int:

@@ -162,24 +162,14 @@ class WorkerProcess:
 
     def mapped_files(self) -> set[str]:
         """The files mapped into the memory of this worker's processes (its children's too)."""
-        parents = {}
-        for proc in Path("/proc").iterdir():
-            if proc.name.isdigit():
-                try:
-                    parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-        ours, grew = {self.process.pid}, True
-        while grew:
-            children = {pid for pid, parent in parents.items() if parent in ours} - ours
-            ours |= children
-            grew = bool(children)
+        from bench.procs import descendants
+
         files = set()
-        for pid in ours:
+        for pid in {self.process.pid, *descendants(self.process.pid)}:
             try:
                 lines = Path(f"/proc/{pid}/maps").read_text().splitlines()
             except OSError:
-                continue
+                continue  # ended meanwhile
             files.update(fields[5] for fields in (line.split(maxsplit=5) for line in lines) if len(fields) > 5)
         return files
 
