@@ -104,9 +104,9 @@ def release_image_sources(**kwargs):
     for the last eight series (as the web keeps them, for images at other windows), each child's
     memory grew by a whole volume per series ingested (250 MB for a 500-slice CT) until
     WORKER_MAX_MEMORY_PER_CHILD_MB replaced it, and a volume deleted meanwhile kept its disk space.
-    A chunk builds its source again from source.json (and a map of the file): 1.0 ms for a
+    A chunk builds its source again from source.json (and a map of the file): 1.1 ms for a
     500-slice CT, 0.4 ms for a 100-image stack, where rendering a chunk of 32 of the CT's images
-    takes 55 ms (axial) to 144 ms (coronal), measured 2026-12-01 on bench/ingest.py's series."""
+    takes 72 ms (axial) to 144-178 ms (coronal) (`bench/sources.py`, 2026-12-01)."""
     from studies.services import image_source
 
     image_source.clear()
